@@ -1,0 +1,236 @@
+"""Dynamic batching in front of the model.
+
+Callers on any thread (the gRPC event loop, the Kafka consumer) `submit` texts and get a
+`concurrent.futures.Future`. One dedicated model thread drains the queue, tokenizes what arrived,
+forms a batch under a padded-token budget from texts of similar length (the oldest waiting text
+always goes in, so nothing starves), and runs the forward pass under `torch.inference_mode()`.
+Texts whose caller cancelled, or whose deadline passed, are dropped before the forward pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from guard.decision import Timing
+from guard.errors import DeadlineExceeded, ModelFailure, NotReady, Overloaded
+from guard.model import Classifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Scores of one text, by model label, and where its time went."""
+
+    scores: dict[str, float]
+    timing: Timing
+
+
+@dataclass(eq=False)
+class _Job:
+    text: str
+    future: Future
+    deadline: float | None  # time.monotonic() seconds
+    enqueued: float = field(default_factory=time.monotonic)
+    windows: list[list[int]] = field(default_factory=list)
+    longest: int = 0
+    tokenize_ms: float = 0.0
+
+    def expired(self, now: float) -> bool:
+        return self.deadline is not None and now >= self.deadline
+
+
+class Batcher:
+    def __init__(
+        self,
+        classifier: Classifier,
+        max_batch_tokens: int = 8192,
+        max_batch_size: int = 64,
+        max_wait_ms: float = 2.0,
+        queue_size: int = 1024,
+    ) -> None:
+        self.classifier = classifier
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_size = max_batch_size
+        self.max_wait = max_wait_ms / 1000.0
+        self.queue_size = queue_size
+        self._cond = threading.Condition()
+        self._intake: deque[_Job] = deque()
+        self._outstanding = 0  # submitted and not yet finished: the bounded quantity
+        self._accepting = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.dropped = 0  # cancelled or expired before inference
+        self.batches = 0
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._accepting, self._stopping = True, False
+        self._thread = threading.Thread(target=self._run, name="guard-model", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop accepting, finish everything already accepted, join the thread. True if it ended."""
+        with self._cond:
+            self._accepting = False
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    @property
+    def depth(self) -> int:
+        """Texts submitted and not yet answered."""
+        return self._outstanding
+
+    # --- submitting ----------------------------------------------------------------------------
+    def submit(self, texts: list[str], deadline: float | None = None) -> list[Future]:
+        """Queue texts (all or none); raises `Overloaded` when the queue cannot take them all."""
+        with self._cond:
+            if not self._accepting:
+                raise NotReady("the model is not serving")
+            if self._outstanding + len(texts) > self.queue_size:
+                raise Overloaded(f"queue full ({self.queue_size} texts waiting); retry later")
+            jobs = [_Job(text, Future(), deadline) for text in texts]
+            self._intake.extend(jobs)
+            self._outstanding += len(jobs)
+            self._cond.notify()
+        return [job.future for job in jobs]
+
+    # --- the model thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        pending: list[_Job] = []
+        while True:
+            with self._cond:
+                while not self._intake and not pending and not self._stopping:
+                    self._cond.wait()
+                if self._stopping and not self._intake and not pending:
+                    return
+                arrived = list(self._intake)
+                self._intake.clear()
+            arrived = self._sweep(arrived)
+            if arrived:
+                self._tokenize(arrived)
+                pending.extend(arrived)
+            pending = self._sweep(pending)
+            if not pending:
+                continue
+            if self._should_wait(pending):
+                with self._cond:
+                    if not self._intake and not self._stopping:
+                        self._cond.wait(self.max_wait - (time.monotonic() - pending[0].enqueued))
+                continue
+            batch, pending = self._select(pending)
+            self._execute(batch)
+
+    def _tokenize(self, jobs: list[_Job]) -> None:
+        start = time.perf_counter()
+        try:
+            encoded = self.classifier.encode([job.text for job in jobs])
+        except Exception:  # a tokenizer failure must not kill the model thread
+            log.exception("tokenizer failed on a batch of %d texts", len(jobs))
+            self._finish(jobs, error=ModelFailure("tokenizer failed"))
+            jobs.clear()
+            return
+        elapsed_ms = (time.perf_counter() - start) * 1000.0
+        for job, windows in zip(jobs, encoded):
+            job.windows = windows
+            job.longest = max(len(w) for w in windows)
+            job.tokenize_ms = elapsed_ms
+
+    def _sweep(self, pending: list[_Job]) -> list[_Job]:
+        """Drop jobs whose caller cancelled or whose deadline passed."""
+        now = time.monotonic()
+        keep, dropped = [], []
+        for job in pending:
+            if job.future.cancelled():
+                dropped.append(job)
+            elif job.expired(now):
+                job.future.set_exception(DeadlineExceeded("deadline passed while queued"))
+                dropped.append(job)
+            else:
+                keep.append(job)
+        if dropped:
+            self.dropped += len(dropped)
+            self._release(len(dropped))
+        return keep
+
+    def _should_wait(self, pending: list[_Job]) -> bool:
+        if self._stopping or self.max_wait <= 0:
+            return False
+        if time.monotonic() - pending[0].enqueued >= self.max_wait:
+            return False
+        windows = sum(len(job.windows) for job in pending)
+        longest = max(job.longest for job in pending)
+        return windows < self.max_batch_size and windows * longest < self.max_batch_tokens
+
+    def _select(self, pending: list[_Job]) -> tuple[list[_Job], list[_Job]]:
+        """The oldest job plus the jobs closest to it in length, within the token budget."""
+        anchor = pending[0]
+        batch, windows, longest = [anchor], len(anchor.windows), anchor.longest
+        for job in sorted(pending[1:], key=lambda j: abs(j.longest - anchor.longest)):
+            n, top = windows + len(job.windows), max(longest, job.longest)
+            if n <= self.max_batch_size and n * top <= self.max_batch_tokens:
+                batch.append(job)
+                windows, longest = n, top
+        chosen = set(map(id, batch))
+        return batch, [job for job in pending if id(job) not in chosen]
+
+    def _execute(self, batch: list[_Job]) -> None:
+        started = time.monotonic()
+        runnable = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        if len(runnable) < len(batch):
+            self.dropped += len(batch) - len(runnable)
+            self._release(len(batch) - len(runnable))
+        if not runnable:
+            return
+        windows = [w for job in runnable for w in job.windows]
+        t0 = time.perf_counter()
+        try:
+            probs = self._forward(windows)
+        except Exception:
+            log.exception("model forward failed on a batch of %d windows", len(windows))
+            self._finish(runnable, error=ModelFailure("the model failed while scoring"))
+            return
+        inference_ms = (time.perf_counter() - t0) * 1000.0
+        self.batches += 1
+        done = time.monotonic()
+        row = 0
+        for job in runnable:
+            rows = probs[row : row + len(job.windows)]
+            row += len(job.windows)
+            timing = Timing(
+                queue_ms=max(0.0, (started - job.enqueued) * 1000.0 - job.tokenize_ms),
+                tokenize_ms=job.tokenize_ms,
+                inference_ms=inference_ms,
+                total_ms=(done - job.enqueued) * 1000.0,
+                batch_size=len(runnable),
+            )
+            job.future.set_result(Scored(self.classifier.scores_by_label(rows), timing))
+        self._release(len(runnable))
+
+    def _forward(self, windows: list[list[int]]) -> np.ndarray:
+        """One forward pass, or several when a single long text alone exceeds the batch limits."""
+        step = max(1, min(self.max_batch_size, self.max_batch_tokens // max(len(w) for w in windows)))
+        parts = [self.classifier.forward(windows[i : i + step]) for i in range(0, len(windows), step)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _finish(self, jobs: list[_Job], error: Exception) -> None:
+        for job in jobs:
+            if not job.future.done():
+                if job.future.running() or job.future.set_running_or_notify_cancel():
+                    job.future.set_exception(error)
+        self._release(len(jobs))
+
+    def _release(self, n: int) -> None:
+        with self._cond:
+            self._outstanding -= n

@@ -1,0 +1,156 @@
+"""`guard` command line: serve, check, info."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from google.protobuf import json_format
+
+from guard import __version__
+from guard.decision import CheckItem, Source
+from guard.errors import ConfigError, GuardError
+from guard.settings import Settings, load_settings
+
+log = logging.getLogger("guard")
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="YAML settings file (or GUARD_CONFIG)")
+    parser.add_argument("--model", metavar="DIR", help="Hugging Face classifier folder (GUARD_MODEL)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="GUARD_DEVICE (default auto)")
+
+
+def _target_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target", metavar="HOST:PORT", help="ask a running guard server instead of loading the model here"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="guard",
+        description="Content-safety and intent-routing decisions for chatbot traffic. Every flag is "
+        "also a setting: GUARD_<NAME> in the environment or <name> in the --config YAML file.",
+    )
+    parser.add_argument("--version", action="version", version=f"guard {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the gRPC service (health and reflection included)")
+    _config_args(serve)
+    serve.add_argument("--host", help="bind address (GUARD_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="gRPC port (GUARD_PORT, default 50051; 0 = any free port)")
+
+    check = sub.add_parser("check", help="decide on one text and print the decision as JSON")
+    check.add_argument("text", help="the text to check")
+    check.add_argument("--source", choices=["user", "llm"], default="user", help="who wrote it (default user)")
+    check.add_argument("--policy", default="", help="policy name (default: the configured default)")
+    check.add_argument("--tenant", default="", help="tenant, selects the tenant's policy when configured")
+    _config_args(check)
+    _target_arg(check)
+
+    info = sub.add_parser("info", help="print the model, labels and policies as JSON")
+    _config_args(info)
+    _target_arg(info)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **extra) -> Settings:
+    return load_settings(args.config, model=args.model, device=args.device, **extra)
+
+
+def _print_message(message) -> None:
+    print(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True), indent=2))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from guard.engine import Engine
+    from guard.server.app import serve
+    from guard.tracing import configure_tracing
+
+    settings = _settings(args, host=args.host, port=args.port)
+    logging.getLogger().setLevel(settings.log_level)
+    provider = configure_tracing(settings)
+    try:
+        asyncio.run(serve(settings, Engine(settings)))
+    finally:
+        provider.shutdown()
+    return 0
+
+
+def _local_engine(args: argparse.Namespace):
+    from guard.engine import Engine
+
+    settings = _settings(args, warmup=False)
+    engine = Engine(settings)
+    engine.start()
+    return engine
+
+
+def _check(args: argparse.Namespace) -> int:
+    from guard.v1 import guard_pb2 as pb
+
+    if args.target:
+        source = pb.SOURCE_LLM if args.source == "llm" else pb.SOURCE_USER
+        request = pb.CheckRequest(text=args.text, source=source, policy=args.policy, tenant=args.tenant)
+        _print_message(_remote(args.target).Check(request, timeout=30))
+        return 0
+    from guard.server.convert import response_to_pb
+
+    engine = _local_engine(args)
+    item = CheckItem(text=args.text, source=Source(args.source), policy=args.policy, tenant=args.tenant)
+    try:
+        decision = asyncio.run(engine.check(item))
+    finally:
+        engine.stop()
+    _print_message(response_to_pb(decision, ""))
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from guard.v1 import guard_pb2 as pb
+
+    if args.target:
+        _print_message(_remote(args.target).GetInfo(pb.GetInfoRequest(), timeout=30))
+        return 0
+    from guard.server.convert import info_to_pb
+
+    engine = _local_engine(args)
+    try:
+        _print_message(info_to_pb(engine.info()))
+    finally:
+        engine.stop()
+    return 0
+
+
+def _remote(target: str):
+    import grpc
+
+    from guard.v1 import guard_pb2_grpc
+
+    return guard_pb2_grpc.GuardServiceStub(grpc.insecure_channel(target))
+
+
+COMMANDS = {"serve": _serve, "check": _check, "info": _info}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"guard: configuration error: {exc.message}", file=sys.stderr)
+        return 2
+    except GuardError as exc:
+        print(f"guard: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The one engine behind every entry point: validate -> policy lists -> batcher -> policy -> span."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
+
+from guard import __version__
+from guard.batcher import Batcher, Scored
+from guard.decision import CheckItem, Decision, Source
+from guard.errors import ConfigError, DeadlineExceeded, InvalidInput, ModelFailure, NotReady
+from guard.model import Classifier
+from guard.policy import Policy, PolicySet
+from guard.settings import Settings
+from guard.tracing import GUARDRAIL_SPAN, TRACER_NAME, record_decision, record_failure, trace_id_of
+
+log = logging.getLogger(__name__)
+
+MAX_ID_CHARS = 256  # request_id, tenant and policy names
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    model: str
+    model_path: str
+    labels: tuple[str, ...]
+    multi_label: bool
+    device: str
+    dtype: str
+    max_window_tokens: int
+    policies: tuple[tuple[str, str, tuple[str, ...]], ...]  # (name, version, categories)
+    default_policy: str
+    max_text_chars: int
+    max_batch_items: int
+    version: str = __version__
+
+
+def load_classifier(settings: Settings) -> Classifier:
+    if settings.model is None:
+        raise ConfigError(
+            "model: no model folder configured. Pass --model DIR (or set GUARD_MODEL) to a Hugging "
+            "Face sequence-classification folder; the embedded default model is not built yet."
+        )
+    return Classifier.from_path(
+        settings.model,
+        device=settings.device,
+        dtype=settings.dtype,
+        max_window_tokens=settings.max_window_tokens,
+        overlap_tokens=settings.window_overlap_tokens,
+    )
+
+
+class Engine:
+    """Build it (validates the policies), then `start()` loads and warms the model off the event
+    loop; until then every check answers `NotReady`."""
+
+    def __init__(
+        self, settings: Settings, classifier: Classifier | None = None, tracer: Tracer | None = None
+    ) -> None:
+        self.settings = settings
+        self.classifier = classifier
+        self.policies = PolicySet(settings.policies, settings.default_policy, settings.tenant_policies)
+        self.batcher: Batcher | None = None
+        self.tracer = tracer or trace.get_tracer(TRACER_NAME, __version__)
+        self._content_chars = settings.trace_content_max_chars if settings.trace_content else None
+        self.ready = False
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Load (if not given) and warm the model, then start the model thread. Blocking."""
+        if self.classifier is None:
+            self.classifier = load_classifier(self.settings)
+        if self.settings.warmup:
+            self.classifier.warm_up()
+        self.batcher = Batcher(
+            self.classifier,
+            max_batch_tokens=self.settings.max_batch_tokens,
+            max_batch_size=self.settings.max_batch_size,
+            max_wait_ms=self.settings.max_wait_ms,
+            queue_size=self.settings.queue_size,
+        )
+        self.batcher.start()
+        self.ready = True
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop accepting and finish what was accepted."""
+        self.ready = False
+        return self.batcher.stop(timeout) if self.batcher else True
+
+    def info(self) -> EngineInfo:
+        if self.classifier is None:
+            raise NotReady("the model is not loaded yet")
+        labels = self.classifier.labels
+        return EngineInfo(
+            model=self.classifier.model_id,
+            model_path=self.classifier.source,
+            labels=tuple(labels),
+            multi_label=self.classifier.multi_label,
+            device=str(self.classifier.placement.device),
+            dtype=self.classifier.placement.dtype_name,
+            max_window_tokens=self.classifier.window_tokens,
+            policies=tuple(
+                (p.name, p.version, tuple(p.categories_for(labels))) for p in self.policies.policies.values()
+            ),
+            default_policy=self.policies.default,
+            max_text_chars=self.settings.max_text_chars,
+            max_batch_items=self.settings.max_batch_items,
+        )
+
+    # --- validation ----------------------------------------------------------------------------
+    def validate(self, item: CheckItem, prefix: str = "") -> Policy:
+        """Check one item and return the policy that will decide it; raises `InvalidInput`."""
+        if not item.text or item.text.isspace():
+            raise InvalidInput(prefix + "text", "must not be empty")
+        if len(item.text) > self.settings.max_text_chars:
+            raise InvalidInput(
+                prefix + "text", f"is {len(item.text)} characters; the limit is {self.settings.max_text_chars}"
+            )
+        if not isinstance(item.source, Source):
+            raise InvalidInput(prefix + "source", f"unknown source {item.source!r}")
+        for name in ("request_id", "tenant", "policy"):
+            if len(getattr(item, name)) > MAX_ID_CHARS:
+                raise InvalidInput(prefix + name, f"longer than {MAX_ID_CHARS} characters")
+        try:
+            return self.policies.select(item.policy, item.tenant)
+        except InvalidInput as exc:
+            raise InvalidInput(prefix + exc.field, exc.problem) from None
+
+    # --- deciding ------------------------------------------------------------------------------
+    async def check(self, item: CheckItem, deadline: float | None = None) -> Decision:
+        return (await self.check_many([item], deadline, batch_field=None))[0]
+
+    async def check_many(
+        self, items: Sequence[CheckItem], deadline: float | None = None, batch_field: str | None = "requests"
+    ) -> list[Decision]:
+        """Decide on every item, in order. `deadline` is a `time.monotonic()` instant.
+
+        Errors name the offending field (`requests[3].text` when `batch_field` is set)."""
+        if not self.ready:
+            raise NotReady("not serving: the model is loading or the service is shutting down")
+        policies = [
+            self.validate(item, f"{batch_field}[{i}]." if batch_field else "") for i, item in enumerate(items)
+        ]
+        spans = [self.tracer.start_span(GUARDRAIL_SPAN) for _ in items]
+        try:
+            decisions = await self._decide(items, policies, deadline)
+        except BaseException as exc:
+            for span in spans:
+                record_failure(span, exc)
+                span.end()
+            raise
+        out = []
+        for item, decision, span in zip(items, decisions, spans):
+            decision = dataclasses.replace(decision, trace_id=trace_id_of(span))
+            record_decision(span, item, decision, self._content_chars)
+            span.end()
+            out.append(decision)
+        return out
+
+    async def _decide(
+        self, items: Sequence[CheckItem], policies: list[Policy], deadline: float | None
+    ) -> list[Decision]:
+        decisions: list[Decision | None] = []
+        to_score: list[int] = []
+        for i, (item, policy) in enumerate(zip(items, policies)):
+            match = policy.match_lists(item.text)
+            decisions.append(policy.decide_by_list(match) if match else None)
+            if match is None:
+                to_score.append(i)
+        if to_score:
+            futures = self.batcher.submit([items[i].text for i in to_score], deadline)
+            results = await asyncio.gather(*(_settle(f) for f in futures))
+            for i, result in zip(to_score, results):
+                decisions[i] = self._decision_from(items[i], policies[i], result)
+        return decisions  # type: ignore[return-value]
+
+    def _decision_from(self, item: CheckItem, policy: Policy, result: Scored | BaseException) -> Decision:
+        if isinstance(result, ModelFailure):
+            decision = policy.fallback(item.source, "the model failed")
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            decision = dataclasses.replace(policy.decide(result.scores, item.source), timing=result.timing)
+        return dataclasses.replace(decision, model=self.classifier.model_id)
+
+
+async def _settle(future: Future) -> Scored | BaseException:
+    """Await a batcher future; model failures come back as values so each item can fall back."""
+    try:
+        return await asyncio.wrap_future(future)
+    except (ModelFailure, DeadlineExceeded) as exc:
+        return exc
+
+
+def deadline_after(seconds: float | None) -> float | None:
+    return None if seconds is None else time.monotonic() + seconds

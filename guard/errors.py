@@ -1,0 +1,53 @@
+"""The one error hierarchy of guard.
+
+Every layer raises these; each transport maps them to its own answer in ONE place
+(`guard.server.status` for gRPC, the dead-letter router for Kafka). Messages are safe to show a
+client: they never contain the text being checked.
+"""
+
+from __future__ import annotations
+
+
+class GuardError(Exception):
+    """Base class of every error guard reports to a caller."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(GuardError):
+    """The request itself is wrong; retrying it unchanged will fail again."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class UnknownPolicy(InvalidInput):
+    """The request names a policy that is not configured."""
+
+    def __init__(self, name: str, field: str = "policy") -> None:
+        super().__init__(field, f"unknown policy {name!r}")
+        self.name = name
+
+
+class Overloaded(GuardError):
+    """The batcher's queue is full; the caller should back off and retry."""
+
+
+class NotReady(GuardError):
+    """The model is not loaded yet, or the service is shutting down."""
+
+
+class DeadlineExceeded(GuardError):
+    """The caller's deadline passed before the text was scored."""
+
+
+class ModelFailure(GuardError):
+    """The model raised while scoring; the detail is logged, not sent."""
+
+
+class ConfigError(GuardError):
+    """Invalid configuration; raised at start-up, naming the field."""

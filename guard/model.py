@@ -1,0 +1,153 @@
+"""Loading and running a Hugging Face sequence classifier (no grpc, no kafka here)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers.utils import logging as hf_logging
+
+from guard.errors import ConfigError
+from guard.windows import split_windows
+
+log = logging.getLogger(__name__)
+
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json")
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+
+def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
+    """cuda when available (bf16 where supported, else fp16), CPU float32 otherwise."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' was asked for but torch sees no CUDA device")
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    dev = torch.device("cuda:0" if use_cuda else "cpu")
+    if dtype != "auto":
+        return Placement(dev, _DTYPES[dtype])
+    if use_cuda:
+        return Placement(dev, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+    return Placement(dev, torch.float32)
+
+
+def content_hash(folder: Path, files: tuple[str, ...] = _WEIGHT_FILES) -> str:
+    """A short sha256 over the weight and config files: the model id names exactly these weights."""
+    digest = hashlib.sha256()
+    for name in files:
+        path = folder / name
+        if path.is_file():
+            digest.update(name.encode())
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def special_token_template(tokenizer) -> tuple[list[int], list[int]]:
+    """The special tokens the tokenizer puts before and after a single sequence ([CLS] .. [SEP],
+    <s> .. </s>), found by encoding a probe with and without them."""
+    probe = "guard probe"
+    bare = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe, add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return full[:start], full[start + len(bare) :]
+    raise ConfigError("model: cannot find where the tokenizer puts a text among its special tokens")
+
+
+class Classifier:
+    """A sequence classifier scoring texts as the max over overlapping token windows."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer,
+        model_id: str,
+        placement: Placement,
+        max_window_tokens: int = 256,
+        overlap_tokens: int = 64,
+        source: str = "",
+    ) -> None:
+        self.model = model.to(device=placement.device, dtype=placement.dtype).eval()
+        self.tokenizer = tokenizer
+        self.tokenizer.model_max_length = 1 << 30  # we window ourselves; silence the length warning
+        self.model_id = model_id
+        self.placement = placement
+        self.source = source
+        config = model.config
+        self.labels = [config.id2label[i] for i in range(config.num_labels)]
+        self.multi_label = config.problem_type == "multi_label_classification"
+        limit = getattr(config, "max_position_embeddings", max_window_tokens) or max_window_tokens
+        self.window_tokens = min(max_window_tokens, limit)
+        self._prefix, self._suffix = special_token_template(tokenizer)
+        self._content_tokens = self.window_tokens - len(self._prefix) - len(self._suffix)
+        self._overlap = min(overlap_tokens, self._content_tokens // 2)
+        self._pad_id = tokenizer.pad_token_id or 0
+        self._uses_token_types = "token_type_ids" in tokenizer.model_input_names
+
+    @classmethod
+    def from_path(cls, path: str | Path, device: str = "auto", dtype: str = "auto", **kwargs) -> "Classifier":
+        folder = Path(path)
+        if not (folder / "config.json").is_file():
+            raise ConfigError(f"model: {str(folder)!r} is not a Hugging Face model folder (no config.json)")
+        hf_logging.disable_progress_bar()  # a service log is no place for progress bars
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True)
+        model_id = f"{folder.resolve().name}@{content_hash(folder)}"
+        return cls(model, tokenizer, model_id, choose_placement(device, dtype), source=str(folder), **kwargs)
+
+    # --- tokenizing ----------------------------------------------------------------------------
+    def encode(self, texts: list[str]) -> list[list[list[int]]]:
+        """Per text, its windows as token ids with special tokens added."""
+        ids = self.tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+        prefix, suffix = self._prefix, self._suffix
+        return [[prefix + w + suffix for w in split_windows(t, self._content_tokens, self._overlap)] for t in ids]
+
+    # --- scoring -------------------------------------------------------------------------------
+    def forward(self, windows: list[list[int]]) -> np.ndarray:
+        """Probabilities, one row per window; the batch is padded to its own longest window."""
+        longest = max(len(w) for w in windows)
+        input_ids = torch.full((len(windows), longest), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(windows), longest), dtype=torch.long)
+        for row, w in enumerate(windows):
+            input_ids[row, : len(w)] = torch.tensor(w, dtype=torch.long)
+            mask[row, : len(w)] = 1
+        inputs = {"input_ids": input_ids, "attention_mask": mask}
+        if self._uses_token_types:
+            inputs["token_type_ids"] = torch.zeros_like(input_ids)
+        device = self.placement.device
+        with torch.inference_mode():
+            logits = self.model(**{k: v.to(device, non_blocking=True) for k, v in inputs.items()}).logits
+            logits = logits.float()
+            probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+            return probs.cpu().numpy()
+
+    def scores_by_label(self, probs: np.ndarray) -> dict[str, float]:
+        """Collapse the rows of one text's windows: max over windows, per label."""
+        best = probs.max(axis=0)
+        return {label: float(best[i]) for i, label in enumerate(self.labels)}
+
+    def score(self, texts: list[str]) -> list[dict[str, float]]:
+        """Unbatched convenience path (CLI, tests): encode, forward, max over windows."""
+        out = []
+        for windows in self.encode(texts):
+            out.append(self.scores_by_label(self.forward(windows)))
+        return out
+
+    def warm_up(self) -> None:
+        for n in (8, 64, self.window_tokens):
+            self.forward([[self._pad_id] * max(1, n - 2)] * 2)

@@ -1,0 +1,1 @@
+"""The gRPC transport: thin conversion around the engine."""

@@ -1,0 +1,90 @@
+"""The gRPC server and its lifecycle: health, reflection, tracing interceptor, SIGTERM drain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+from opentelemetry.trace import TracerProvider
+
+from guard.engine import Engine
+from guard.server.servicer import GuardServicer
+from guard.settings import Settings
+from guard.v1 import guard_pb2, guard_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = guard_pb2.DESCRIPTOR.services_by_name["GuardService"].full_name
+_MESSAGE_OVERHEAD = 64 * 1024
+
+
+def max_message_bytes(settings: Settings) -> int:
+    """The largest CheckBatch the limits allow (4 UTF-8 bytes a character): gRPC refuses anything
+    bigger before it is parsed, so no allocation grows with an oversized request."""
+    return settings.max_batch_items * (settings.max_text_chars * 4 + 1024) + _MESSAGE_OVERHEAD
+
+
+class GuardServer:
+    """A `grpc.aio` server around one engine. `start()` binds and reports NOT_SERVING, loads and
+    warms the model, then reports SERVING; `stop()` drains."""
+
+    def __init__(self, settings: Settings, engine: Engine, tracer_provider: TracerProvider | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        limit = max_message_bytes(settings)
+        self.server = grpc.aio.server(
+            interceptors=[
+                aio_server_interceptor(tracer_provider=tracer_provider, filter_=filters.negate(filters.health_check()))
+            ],
+            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
+        )
+        guard_pb2_grpc.add_GuardServiceServicer_to_server(GuardServicer(engine), self.server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        self.port = self.server.add_insecure_port(f"{settings.host}:{settings.port}")
+
+    async def _set_health(self, status: int) -> None:
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, status)
+
+    async def start(self) -> None:
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.start()
+        log.info("gRPC listening on %s:%d; loading the model", self.settings.host, self.port)
+        await asyncio.get_running_loop().run_in_executor(None, self.engine.start)
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        info = self.engine.info()
+        log.info("SERVING model %s on %s (%s)", info.model, info.device, info.dtype)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING, refuse new calls, let in-flight calls finish within the grace period."""
+        grace = self.settings.grace_period_s if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        await asyncio.get_running_loop().run_in_executor(None, self.engine.stop, grace)
+        log.info("stopped")
+
+
+async def serve(settings: Settings, engine: Engine) -> None:
+    """Run until SIGTERM or SIGINT, then drain and return."""
+    server = GuardServer(settings, engine)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await server.start()
+    except BaseException:
+        await server.server.stop(0)
+        raise
+    await stopping.wait()
+    log.info("signal received: draining for up to %.1fs", settings.grace_period_s)
+    await server.stop()

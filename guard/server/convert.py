@@ -1,0 +1,89 @@
+"""Conversions between the guard.v1 messages and the engine's dataclasses."""
+
+from __future__ import annotations
+
+from guard.decision import Action, CheckItem, Decision, Source, Timing
+from guard.engine import EngineInfo
+from guard.errors import InvalidInput
+from guard.v1 import guard_pb2 as pb
+
+_SOURCE_FROM_PB = {pb.SOURCE_UNSPECIFIED: Source.USER, pb.SOURCE_USER: Source.USER, pb.SOURCE_LLM: Source.LLM}
+_ACTION_TO_PB = {Action.ALLOW: pb.ACTION_ALLOW, Action.FLAG: pb.ACTION_FLAG, Action.BLOCK: pb.ACTION_BLOCK}
+
+
+def source_from_pb(value: int, field: str = "source") -> Source:
+    try:
+        return _SOURCE_FROM_PB[value]
+    except KeyError:
+        raise InvalidInput(field, f"unknown source {value}") from None
+
+
+def item_from_pb(request: pb.CheckRequest, prefix: str = "") -> CheckItem:
+    return CheckItem(
+        text=request.text,
+        source=source_from_pb(request.source, prefix + "source"),
+        policy=request.policy,
+        tenant=request.tenant,
+        request_id=request.request_id,
+    )
+
+
+def timing_to_pb(timing: Timing) -> pb.Timing:
+    return pb.Timing(
+        queue_ms=timing.queue_ms,
+        tokenize_ms=timing.tokenize_ms,
+        inference_ms=timing.inference_ms,
+        total_ms=timing.total_ms,
+        batch_size=timing.batch_size,
+    )
+
+
+def decision_to_pb(decision: Decision) -> pb.Decision:
+    message = pb.Decision(
+        action=_ACTION_TO_PB[decision.action],
+        categories=[
+            pb.CategoryScore(
+                category=c.category,
+                score=c.score,
+                threshold=c.threshold,
+                triggered=c.triggered,
+                action=_ACTION_TO_PB[c.action],
+                block_threshold=c.block_threshold,
+            )
+            for c in decision.categories
+        ],
+        reasons=list(decision.reasons),
+        policy=decision.policy,
+        policy_version=decision.policy_version,
+        model=decision.model,
+        trace_id=decision.trace_id,
+        degraded=decision.degraded,
+        rule=decision.rule,
+    )
+    if decision.intent is not None:
+        message.intent.route = decision.intent.route
+        message.intent.score = decision.intent.score
+    return message
+
+
+def response_to_pb(decision: Decision, request_id: str) -> pb.CheckResponse:
+    return pb.CheckResponse(
+        decision=decision_to_pb(decision), request_id=request_id, timing=timing_to_pb(decision.timing)
+    )
+
+
+def info_to_pb(info: EngineInfo) -> pb.GetInfoResponse:
+    return pb.GetInfoResponse(
+        model=info.model,
+        model_path=info.model_path,
+        labels=list(info.labels),
+        multi_label=info.multi_label,
+        device=info.device,
+        dtype=info.dtype,
+        max_window_tokens=info.max_window_tokens,
+        policies=[pb.PolicyInfo(name=n, version=v, categories=list(c)) for n, v, c in info.policies],
+        default_policy=info.default_policy,
+        max_text_chars=info.max_text_chars,
+        max_batch_items=info.max_batch_items,
+        version=info.version,
+    )

@@ -1,0 +1,144 @@
+"""The one settings object of guard.
+
+Every field has a default, a doc line and an environment variable `GUARD_<NAME>`; a YAML file
+(`--config FILE` or `GUARD_CONFIG`) may set the same fields. Precedence, highest first: command-line
+flags, environment variables, the YAML file, defaults. Invalid configuration raises `ConfigError`
+naming the field; guard never silently runs on defaults.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from guard.errors import ConfigError
+from guard.policy.config import PolicyConfig
+
+_yaml_values: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_yaml_values", default={})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GUARD_", extra="forbid", frozen=True)
+
+    # --- server --------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the gRPC server binds to.")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free port).")
+    grace_period_s: float = Field(10.0, ge=0, description="On SIGTERM, how long in-flight calls may finish.")
+
+    # --- model ---------------------------------------------------------------------------------
+    model: Path | None = Field(None, description="Hugging Face classifier folder; unset = embedded default.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto = bfloat16 (or float16) on cuda, float32 on cpu."
+    )
+    max_window_tokens: int = Field(
+        256, ge=8, le=8192, description="Tokens per scored window (capped by the model's position limit)."
+    )
+    window_overlap_tokens: int = Field(64, ge=0, description="Tokens shared by consecutive windows of a long text.")
+    warmup: bool = Field(True, description="Run a warm-up batch before reporting SERVING.")
+    torch_threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = torch's default.")
+
+    # --- batcher -------------------------------------------------------------------------------
+    max_batch_tokens: int = Field(8192, ge=64, description="Padded tokens per model batch (the token budget).")
+    max_batch_size: int = Field(64, ge=1, description="Windows per model batch at most.")
+    max_wait_ms: float = Field(2.0, ge=0, description="How long a batch may wait to fill before it runs.")
+    queue_size: int = Field(1024, ge=1, description="Texts waiting for the model at most; beyond: RESOURCE_EXHAUSTED.")
+
+    # --- request limits ------------------------------------------------------------------------
+    max_text_chars: int = Field(20000, ge=1, description="Longest text accepted, in characters.")
+    max_batch_items: int = Field(256, ge=1, description="Most requests in one CheckBatch call.")
+
+    # --- policies ------------------------------------------------------------------------------
+    policies: dict[str, PolicyConfig] = Field(
+        default_factory=lambda: {"default": PolicyConfig()}, description="Named policies (see README)."
+    )
+    default_policy: str = Field("default", description="Policy used when a request names none.")
+    tenant_policies: dict[str, str] = Field(default_factory=dict, description="Tenant -> policy name.")
+
+    # --- tracing and logs ----------------------------------------------------------------------
+    trace_exporter: Literal["none", "console", "otlp_grpc", "otlp_http"] = Field(
+        "none", description="Where spans go; OTLP honours the standard OTEL_EXPORTER_OTLP_* variables."
+    )
+    trace_content: bool = Field(False, description="Put (truncated) raw text on spans. Off by default.")
+    trace_content_max_chars: int = Field(200, ge=0, description="Characters of raw text kept when opted in.")
+    trace_sample_ratio: float = Field(1.0, ge=0, le=1, description="Share of new traces sampled.")
+    service_name: str = Field("guard", description="OpenTelemetry service.name.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Settings":
+        if self.default_policy not in self.policies:
+            raise ValueError(f"default_policy {self.default_policy!r} is not one of policies {sorted(self.policies)}")
+        for tenant, name in self.tenant_policies.items():
+            if name not in self.policies:
+                raise ValueError(f"tenant_policies.{tenant}: unknown policy {name!r}")
+        if self.window_overlap_tokens >= self.max_window_tokens // 2:
+            raise ValueError("window_overlap_tokens must be below half of max_window_tokens")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _YamlSource(settings_cls)
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Values read from the YAML file by `load_settings` (lowest precedence but defaults)."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - required by the base class
+        return _yaml_values.get().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_yaml_values.get())
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r}: cannot read it: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r}: must be a mapping of setting names to values")
+    return data
+
+
+def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any) -> Settings:
+    """Build the settings; `overrides` (command-line flags) that are None are ignored."""
+    config_file = config_file or os.environ.get("GUARD_CONFIG") or None
+    file_values = read_config_file(config_file) if config_file else {}
+    token = _yaml_values.set(file_values)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, config_file)) from None
+    finally:
+        _yaml_values.reset(token)
+
+
+def describe_validation_error(exc: ValidationError, config_file: Any = None) -> str:
+    lines = ["invalid configuration:"]
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"]) or "(settings)"
+        top = str(error["loc"][0]) if error["loc"] else ""
+        where = f"GUARD_{top.upper()}" if top in Settings.model_fields else "unknown setting"
+        if config_file:
+            where += f" or {top!r} in {config_file}"
+        lines.append(f"  {loc} ({where}): {error['msg']}")
+    return "\n".join(lines)
