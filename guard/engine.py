@@ -95,9 +95,12 @@ class Engine:
         self.ready = False
         return self.batcher.stop(timeout) if self.batcher else True
 
+    def _require_ready(self) -> None:
+        if not self.ready:
+            raise NotReady("not serving: the model is loading or the service is shutting down")
+
     def info(self) -> EngineInfo:
-        if self.classifier is None:
-            raise NotReady("the model is not loaded yet")
+        self._require_ready()
         labels = self.classifier.labels
         return EngineInfo(
             model=self.classifier.model_id,
@@ -144,8 +147,7 @@ class Engine:
         """Decide on every item, in order. `deadline` is a `time.monotonic()` instant.
 
         Errors name the offending field (`requests[3].text` when `batch_field` is set)."""
-        if not self.ready:
-            raise NotReady("not serving: the model is loading or the service is shutting down")
+        self._require_ready()
         policies = [
             self.validate(item, f"{batch_field}[{i}]." if batch_field else "") for i, item in enumerate(items)
         ]

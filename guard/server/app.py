@@ -55,10 +55,15 @@ class GuardServer:
         for name in ("", SERVICE_NAME):
             await self.health.set(name, status)
 
-    async def start(self) -> None:
+    async def listen(self) -> None:
+        """Accept calls and answer health checks NOT_SERVING (checks get UNAVAILABLE)."""
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
-        log.info("gRPC listening on %s:%d; loading the model", self.settings.host, self.port)
+        log.info("gRPC listening on %s:%d", self.settings.host, self.port)
+
+    async def start(self) -> None:
+        """Listen, load and warm the model off the event loop, then report SERVING."""
+        await self.listen()
         await asyncio.get_running_loop().run_in_executor(None, self.engine.start)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         info = self.engine.info()
