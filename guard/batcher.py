@@ -21,6 +21,7 @@ import numpy as np
 from guard.decision import Timing
 from guard.errors import DeadlineExceeded, ModelFailure, NotReady, Overloaded
 from guard.model import Classifier
+from guard.packing import plan_micro_batches
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Batcher:
         classifier: Classifier,
         max_batch_tokens: int = 8192,
         max_batch_size: int = 64,
-        max_wait_ms: float = 2.0,
+        max_wait_ms: float = 0.0,
         queue_size: int = 1024,
     ) -> None:
         self.classifier = classifier
@@ -219,10 +220,24 @@ class Batcher:
         self._release(len(runnable))
 
     def _forward(self, windows: list[list[int]]) -> np.ndarray:
-        """One forward pass, or several when a single long text alone exceeds the batch limits."""
-        step = max(1, min(self.max_batch_size, self.max_batch_tokens // max(len(w) for w in windows)))
-        parts = [self.classifier.forward(windows[i : i + step]) for i in range(0, len(windows), step)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        """Score the windows as length-sorted micro-batches, each padded only to its own longest
+        window; `plan_micro_batches` picks the split that wastes the least compute. Rows come
+        back in the order of `windows`."""
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        runs = plan_micro_batches(
+            [len(windows[i]) for i in order],
+            self.classifier.overhead_tokens,
+            self.max_batch_size,
+            self.max_batch_tokens,
+        )
+        out: np.ndarray | None = None
+        for start, end in runs:
+            rows = order[start:end]
+            probs = self.classifier.forward([windows[i] for i in rows])
+            if out is None:
+                out = np.empty((len(windows), probs.shape[1]), dtype=probs.dtype)
+            out[rows] = probs
+        return out  # type: ignore[return-value]
 
     def _finish(self, jobs: list[_Job], error: Exception) -> None:
         for job in jobs:

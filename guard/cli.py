@@ -148,6 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     except GuardError as exc:
         print(f"guard: {exc.message}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a remote call's status: print it, not a traceback
+        import grpc
+
+        if not isinstance(exc, grpc.RpcError):
+            raise
+        print(f"guard: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -17,7 +17,7 @@ from guard import __version__
 from guard.batcher import Batcher, Scored
 from guard.decision import CheckItem, Decision, Source
 from guard.errors import ConfigError, DeadlineExceeded, InvalidInput, ModelFailure, NotReady
-from guard.model import Classifier
+from guard.model import Classifier, set_cpu_threads
 from guard.policy import Policy, PolicySet
 from guard.settings import Settings
 from guard.tracing import GUARDRAIL_SPAN, TRACER_NAME, record_decision, record_failure, trace_id_of
@@ -76,6 +76,8 @@ class Engine:
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         """Load (if not given) and warm the model, then start the model thread. Blocking."""
+        if self.settings.torch_threads:
+            set_cpu_threads(self.settings.torch_threads)
         if self.classifier is None:
             self.classifier = load_classifier(self.settings)
         if self.settings.warmup:

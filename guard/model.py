@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,11 @@ def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
     if use_cuda:
         return Placement(dev, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
     return Placement(dev, torch.float32)
+
+
+def set_cpu_threads(n: int) -> None:
+    """Threads torch uses for one forward pass on the CPU (process-wide)."""
+    torch.set_num_threads(n)
 
 
 def content_hash(folder: Path, files: tuple[str, ...] = _WEIGHT_FILES) -> str:
@@ -98,6 +104,7 @@ class Classifier:
         self._overlap = min(overlap_tokens, self._content_tokens // 2)
         self._pad_id = tokenizer.pad_token_id or 0
         self._uses_token_types = "token_type_ids" in tokenizer.model_input_names
+        self.overhead_tokens = 32.0  # fixed cost of a forward pass in tokens; measured by warm_up()
 
     @classmethod
     def from_path(cls, path: str | Path, device: str = "auto", dtype: str = "auto", **kwargs) -> "Classifier":
@@ -149,5 +156,29 @@ class Classifier:
         return out
 
     def warm_up(self) -> None:
+        """Run a few batches (allocators, kernels), then measure the fixed cost of a forward pass
+        in token-equivalents (`overhead_tokens`), which the batcher uses to split batches."""
         for n in (8, 64, self.window_tokens):
-            self.forward([[self._pad_id] * max(1, n - 2)] * 2)
+            self.forward([self._dummy_window(n)] * 2)
+        self.overhead_tokens = self.measure_overhead_tokens()
+
+    def _dummy_window(self, n: int) -> list[int]:
+        return self._prefix + [self._pad_id] * max(1, n - len(self._prefix) - len(self._suffix)) + self._suffix
+
+    def measure_overhead_tokens(self, repeats: int = 3) -> float:
+        """Fit forward time = a + b * padded_tokens from a tiny and a large batch; return a / b."""
+
+        def best_time(rows: int, length: int) -> float:
+            batch = [self._dummy_window(length)] * rows
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                self.forward(batch)
+                times.append(time.perf_counter() - start)
+            return min(times)
+
+        length = min(64, self.window_tokens)
+        small, large = 8, 16 * length
+        t_small, t_large = best_time(1, 8), best_time(16, length)
+        per_token = max((t_large - t_small) / (large - small), 1e-9)
+        return float(min(max((t_small - small * per_token) / per_token, 0.0), 4096.0))

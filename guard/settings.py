@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     # --- batcher -------------------------------------------------------------------------------
     max_batch_tokens: int = Field(8192, ge=64, description="Padded tokens per model batch (the token budget).")
     max_batch_size: int = Field(64, ge=1, description="Windows per model batch at most.")
-    max_wait_ms: float = Field(2.0, ge=0, description="How long a batch may wait to fill before it runs.")
+    max_wait_ms: float = Field(
+        0.0, ge=0, description="How long a batch may wait to fill (0 = run when the model is free)."
+    )
     queue_size: int = Field(1024, ge=1, description="Texts waiting for the model at most; beyond: RESOURCE_EXHAUSTED.")
 
     # --- request limits ------------------------------------------------------------------------

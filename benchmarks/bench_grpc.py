@@ -1,0 +1,165 @@
+"""Benchmark: raw model vs guard over gRPC vs a naive one-forward-per-request server, one run.
+
+    python -m benchmarks.bench_grpc [--model DIR] [--seconds 8] [--texts 2000]
+
+Without --model it builds the packaged all-MiniLM-L6-v2 encoder with a classification head (the
+compute of guard's default model). Prints a Markdown table and the ratios the engine issue asks
+for: guard at 64 clients / raw, and guard at 64 clients / naive at 64 clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+
+from benchmarks.texts import chat_texts
+from guard.model import Classifier
+from guard.settings import Settings
+from guard.v1 import guard_pb2 as pb
+from guard.v1 import guard_pb2_grpc
+from tests.support.process import free_port, start_guard_serve, wait_serving
+
+
+def raw_throughput(classifier: Classifier, texts: list[str], settings: Settings, pool: int = 0) -> float:
+    """Texts/s of tokenizer + forward alone under the batcher's limits (batch size, token budget).
+
+    pool=0: every text sorted by length first, so batches carry almost no padding: the limit on
+    this hardware. pool=N: batches of N texts in arrival order, each padded to its longest, which
+    is what batching without length grouping does with N callers."""
+    start = time.perf_counter()
+    encoded = classifier.encode(texts)
+    if pool:
+        for k in range(0, len(texts), pool):
+            classifier.forward([w for ws in encoded[k : k + pool] for w in ws])
+        return len(texts) / (time.perf_counter() - start)
+    order = sorted(range(len(texts)), key=lambda i: max(len(w) for w in encoded[i]))
+    batch: list[list[int]] = []
+    for i in order:
+        windows = encoded[i]
+        longest = max(len(w) for w in batch + windows)
+        if batch and (len(batch) + len(windows) > settings.max_batch_size
+                      or (len(batch) + len(windows)) * longest > settings.max_batch_tokens):
+            classifier.forward(batch)
+            batch = []
+        batch += windows
+    if batch:
+        classifier.forward(batch)
+    return len(texts) / (time.perf_counter() - start)
+
+
+async def drive(address: str, texts: list[str], clients: int, seconds: float, batch: int = 0):
+    """`clients` concurrent callers for `seconds`; Check per text, or CheckBatch of `batch` texts."""
+    latencies: list[float] = []
+    done = 0
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = guard_pb2_grpc.GuardServiceStub(channel)
+        stop_at = time.perf_counter() + seconds
+
+        async def client(k: int) -> None:
+            nonlocal done
+            i = k * 997
+            while time.perf_counter() < stop_at:
+                t0 = time.perf_counter()
+                if batch:
+                    reqs = [pb.CheckRequest(text=texts[(i + j) % len(texts)]) for j in range(batch)]
+                    await stub.CheckBatch(pb.CheckBatchRequest(requests=reqs), timeout=60)
+                    done += batch
+                    i += batch
+                else:
+                    await stub.Check(pb.CheckRequest(text=texts[i % len(texts)]), timeout=60)
+                    done += 1
+                    i += 1
+                latencies.append(time.perf_counter() - t0)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(k) for k in range(clients)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    pct = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    return done / elapsed, pct(0.50), pct(0.99)
+
+
+def served(model_dir: Path, **settings):
+    port = free_port()
+    proc = start_guard_serve(model_dir, port, **settings)
+    wait_serving(port, proc, timeout=120)
+    return proc, f"127.0.0.1:{port}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, help="classifier folder (default: MiniLM + head)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="seconds per gRPC scenario")
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    texts = chat_texts(args.texts)
+    settings = Settings()
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = args.model
+        if model_dir is None:
+            from tests.support.models import build_minilm_classifier
+
+            model_dir = build_minilm_classifier(Path(tmp) / "minilm")
+        classifier = Classifier.from_path(model_dir, device=args.device)
+        classifier.warm_up()
+        lengths = [max(len(w) for w in ws) for ws in classifier.encode(texts)]
+        print(f"# device={classifier.placement.device} dtype={classifier.placement.dtype_name} "
+              f"texts={len(texts)} tokens min/median/max={min(lengths)}/{int(statistics.median(lengths))}/{max(lengths)} "
+              f"cores={os.cpu_count()}", flush=True)
+        raw = max(raw_throughput(classifier, texts, settings) for _ in range(2))  # best of two
+        unsorted = raw_throughput(classifier, texts, settings, pool=48)
+        classifier.warm_up()
+        mean_tokens = statistics.mean(lengths)
+        print(f"# forward cost ~ {classifier.overhead_tokens:.0f} + padded tokens (token-equivalents); "
+              f"mean text {mean_tokens:.0f} tokens -> batching can gain at most "
+              f"~{(classifier.overhead_tokens + mean_tokens) / mean_tokens:.1f}x over one forward per text", flush=True)
+        del classifier
+        rows = [
+            ("raw model, length-sorted batches (the limit)", raw, None, None, "tokenize + forward"),
+            ("raw model, batches of 48 in arrival order", unsorted, None, None, "padded to longest"),
+        ]
+
+        proc, address = served(model_dir, device=args.device)
+        try:
+            asyncio.run(drive(address, texts, 16, 2.0))  # warm the server
+            for clients in (1, 16, 64):
+                tput, p50, p99 = asyncio.run(drive(address, texts, clients, args.seconds))
+                rows.append((f"guard Check, {clients} clients", tput, p50, p99, ""))
+            tput, p50, p99 = asyncio.run(drive(address, texts, 4, args.seconds, batch=64))
+            rows.append(("guard CheckBatch(64), 4 clients", tput, p50, p99, "latency per call"))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+        proc, address = served(model_dir, device=args.device, max_batch_size=1, max_wait_ms=0)
+        try:
+            asyncio.run(drive(address, texts, 16, 2.0))
+            naive = asyncio.run(drive(address, texts, 64, args.seconds))
+            rows.append(("naive: one forward per request, 64 clients", naive[0], naive[1], naive[2], ""))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+    print("\n| scenario | texts/s | p50 ms | p99 ms | note |\n|---|---:|---:|---:|---|")
+    for name, tput, p50, p99, note in rows:
+        fmt = lambda v: "" if v is None else f"{v:.1f}"  # noqa: E731
+        print(f"| {name} | {tput:.1f} | {fmt(p50)} | {fmt(p99)} | {note} |")
+    guard64 = next(r[1] for r in rows if r[0] == "guard Check, 64 clients")
+    print(f"\nguard@64 / raw   = {guard64 / raw:.2f}  (target >= 0.85)")
+    print(f"guard@64 / naive = {guard64 / naive[0]:.2f}  (target >= 4)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Running `guard` as a real process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def guard_env(**settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUARD_")}
+    env.update({f"GUARD_{k.upper()}": str(v) for k, v in settings.items()})
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def start_guard_serve(model_dir, port: int, **settings) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "guard", "serve", "--model", str(model_dir), "--port", str(port)],
+        env=guard_env(**settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_serving(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"guard serve exited early:\n{proc.stdout.read()}")
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    raise TimeoutError("guard serve did not report SERVING in time")
+
+
+def run_guard(*args: str, timeout: float = 120, **settings) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "guard", *args], env=guard_env(**settings), capture_output=True, text=True,
+        timeout=timeout,
+    )
