@@ -1,0 +1,40 @@
+"""The README's configuration table, generated from `Settings` so the two cannot drift."""
+
+from __future__ import annotations
+
+from guard.settings import Settings
+
+BEGIN = "<!-- settings-table:begin -->"
+END = "<!-- settings-table:end -->"
+
+
+def _default(field) -> str:
+    if field.default_factory is not None:
+        value = field.default_factory()
+        return f"policies {', '.join(f'`{k}`' for k in value)} (see Policies)" if value else "`{}`"
+    return "unset" if field.default is None else f"`{field.default}`"
+
+
+def settings_table() -> str:
+    lines = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        lines.append(f"| `{name}` | `GUARD_{name.upper()}` | {_default(field)} | {field.description} |")
+    return "\n".join(lines)
+
+
+def render_into(readme: str) -> str:
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{settings_table()}\n{END}{tail}"
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    if "--write" in sys.argv:
+        readme = Path("README.md")
+        text = readme.read_text()
+        readme.write_text(render_into(text))
+    else:
+        print(settings_table())
