@@ -63,3 +63,27 @@ def test_served_check_works_from_the_cli_and_grpcurl(tiny_model_dir):
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def test_serve_exports_decision_spans_with_the_configured_exporter(tiny_model_dir):
+    import signal
+
+    import grpc
+
+    from guard.v1 import guard_pb2 as pb
+    from guard.v1 import guard_pb2_grpc
+
+    port = free_port()
+    proc = start_guard_serve(tiny_model_dir, port, trace_exporter="console", service_name="guard-e2e")
+    try:
+        wait_serving(port, proc)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            r = guard_pb2_grpc.GuardServiceStub(channel).Check(pb.CheckRequest(text="secret words"), timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)  # shutdown flushes the batch span processor
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert '"name": "apply_guardrail"' in out and '"name": "/guard.v1.GuardService/Check"' in out
+    assert r.decision.trace_id in out and '"service.name": "guard-e2e"' in out
+    assert "secret words" not in out
