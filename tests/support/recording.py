@@ -35,6 +35,11 @@ class RecordingClassifier(Classifier):
             raise RuntimeError("injected fault")
         return super().forward(windows)
 
+    def scored(self, text: str) -> bool:
+        """Whether any forward pass so far included this text's first window."""
+        window = self.encode([text])[0][0]
+        return any(window in batch for batch in self.batches)
+
     @classmethod
     def load(cls, folder, **kwargs) -> "RecordingClassifier":
         base = Classifier.from_path(folder, device="cpu", **kwargs)
