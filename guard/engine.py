@@ -16,7 +16,7 @@ from opentelemetry.trace import Tracer
 from guard import __version__
 from guard.batcher import Batcher, Scored
 from guard.decision import CheckItem, Decision, Source
-from guard.errors import ConfigError, DeadlineExceeded, InvalidInput, ModelFailure, NotReady
+from guard.errors import DeadlineExceeded, InvalidInput, ModelFailure, NotReady
 from guard.model import Classifier, set_cpu_threads
 from guard.policy import Policy, PolicySet
 from guard.settings import Settings
@@ -44,18 +44,13 @@ class EngineInfo:
 
 
 def load_classifier(settings: Settings) -> Classifier:
+    """The configured model folder, or the embedded default model when none is configured."""
+    window = {"max_window_tokens": settings.max_window_tokens, "overlap_tokens": settings.window_overlap_tokens}
     if settings.model is None:
-        raise ConfigError(
-            "model: no model folder configured. Pass --model DIR (or set GUARD_MODEL) to a Hugging "
-            "Face sequence-classification folder; the embedded default model is not built yet."
-        )
-    return Classifier.from_path(
-        settings.model,
-        device=settings.device,
-        dtype=settings.dtype,
-        max_window_tokens=settings.max_window_tokens,
-        overlap_tokens=settings.window_overlap_tokens,
-    )
+        from guard.defaults.model import load_default_classifier
+
+        return load_default_classifier(device=settings.device, dtype=settings.dtype, **window)
+    return Classifier.from_path(settings.model, device=settings.device, dtype=settings.dtype, **window)
 
 
 class Engine:

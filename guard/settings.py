@@ -17,6 +17,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from guard.defaults import default_policy_config
 from guard.errors import ConfigError
 from guard.policy.config import PolicyConfig
 
@@ -32,7 +33,7 @@ class Settings(BaseSettings):
     grace_period_s: float = Field(10.0, ge=0, description="On SIGTERM, how long in-flight calls may finish.")
 
     # --- model ---------------------------------------------------------------------------------
-    model: Path | None = Field(None, description="Hugging Face classifier folder; unset = embedded default.")
+    model: Path | None = Field(None, description="Hugging Face classifier folder; unset = the embedded default model.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto", description="auto = bfloat16 (or float16) on cuda, float32 on cpu."
@@ -58,7 +59,8 @@ class Settings(BaseSettings):
 
     # --- policies ------------------------------------------------------------------------------
     policies: dict[str, PolicyConfig] = Field(
-        default_factory=lambda: {"default": PolicyConfig()}, description="Named policies (see README)."
+        default_factory=lambda: {"default": PolicyConfig(**default_policy_config())},
+        description="Named policies (see README); the built-in `default` carries the default model's thresholds.",
     )
     default_policy: str = Field("default", description="Policy used when a request names none.")
     tenant_policies: dict[str, str] = Field(default_factory=dict, description="Tenant -> policy name.")
