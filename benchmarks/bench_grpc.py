@@ -35,23 +35,12 @@ def raw_throughput(classifier: Classifier, texts: list[str], settings: Settings,
     this hardware. pool=N: batches of N texts in arrival order, each padded to its longest, which
     is what batching without length grouping does with N callers."""
     start = time.perf_counter()
-    encoded = classifier.encode(texts)
     if pool:
+        encoded = classifier.encode(texts)
         for k in range(0, len(texts), pool):
             classifier.forward([w for ws in encoded[k : k + pool] for w in ws])
-        return len(texts) / (time.perf_counter() - start)
-    order = sorted(range(len(texts)), key=lambda i: max(len(w) for w in encoded[i]))
-    batch: list[list[int]] = []
-    for i in order:
-        windows = encoded[i]
-        longest = max(len(w) for w in batch + windows)
-        if batch and (len(batch) + len(windows) > settings.max_batch_size
-                      or (len(batch) + len(windows)) * longest > settings.max_batch_tokens):
-            classifier.forward(batch)
-            batch = []
-        batch += windows
-    if batch:
-        classifier.forward(batch)
+    else:
+        classifier.score_matrix(texts, settings.max_batch_tokens, settings.max_batch_size)
     return len(texts) / (time.perf_counter() - start)
 
 

@@ -50,6 +50,18 @@ def set_cpu_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
+def _hash_into(digest, path: Path) -> None:
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    _hash_into(digest, path)
+    return digest.hexdigest()
+
+
 def content_hash(folder: Path, files: tuple[str, ...] = _WEIGHT_FILES) -> str:
     """A short sha256 over the weight and config files: the model id names exactly these weights."""
     digest = hashlib.sha256()
@@ -57,9 +69,7 @@ def content_hash(folder: Path, files: tuple[str, ...] = _WEIGHT_FILES) -> str:
         path = folder / name
         if path.is_file():
             digest.update(name.encode())
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
+            _hash_into(digest, path)
     return digest.hexdigest()[:16]
 
 
@@ -148,12 +158,35 @@ class Classifier:
         best = probs.max(axis=0)
         return {label: float(best[i]) for i, label in enumerate(self.labels)}
 
-    def score(self, texts: list[str]) -> list[dict[str, float]]:
-        """Unbatched convenience path (CLI, tests): encode, forward, max over windows."""
-        out = []
-        for windows in self.encode(texts):
-            out.append(self.scores_by_label(self.forward(windows)))
+    def score_matrix(self, texts: list[str], max_batch_tokens: int = 4096, max_batch_size: int = 64) -> np.ndarray:
+        """Probabilities (texts x labels), max over each text's windows, computed in batches of
+        similar length under the given limits (evaluation, benchmarks; the service uses the batcher)."""
+        encoded = self.encode(texts)
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        batch: list[int] = []
+        windows = 0
+
+        def flush() -> None:
+            probs = self.forward([w for i in batch for w in encoded[i]])
+            row = 0
+            for i in batch:
+                out[i] = probs[row : row + len(encoded[i])].max(axis=0)
+                row += len(encoded[i])
+
+        for i in sorted(range(len(texts)), key=lambda i: max(len(w) for w in encoded[i])):
+            n, longest = windows + len(encoded[i]), max(len(w) for w in encoded[i])
+            if batch and (n > max_batch_size or n * longest > max_batch_tokens):
+                flush()
+                batch, windows, n = [], 0, len(encoded[i])
+            batch.append(i)
+            windows = n
+        if batch:
+            flush()
         return out
+
+    def score(self, texts: list[str], **limits) -> list[dict[str, float]]:
+        """Scores by label for each text (see `score_matrix`)."""
+        return [dict(zip(self.labels, map(float, row))) for row in self.score_matrix(texts, **limits)]
 
     def warm_up(self) -> None:
         """Run a few batches (allocators, kernels), then measure the fixed cost of a forward pass

@@ -29,32 +29,6 @@ class CategoryReport:
     threshold: float
 
 
-def score_texts(classifier: Classifier, texts: list[str], batch_tokens: int = 4096) -> np.ndarray:
-    """Probabilities (texts x labels), max over windows, in length-sorted batches."""
-    encoded = classifier.encode(texts)
-    out = np.zeros((len(texts), len(classifier.labels)), dtype=np.float32)
-    order = sorted(range(len(texts)), key=lambda i: max(len(w) for w in encoded[i]))
-    batch: list[int] = []
-
-    def flush() -> None:
-        windows = [w for i in batch for w in encoded[i]]
-        probs = classifier.forward(windows)
-        row = 0
-        for i in batch:
-            out[i] = probs[row : row + len(encoded[i])].max(axis=0)
-            row += len(encoded[i])
-        batch.clear()
-
-    for i in order:
-        longest = max(len(w) for w in encoded[i])
-        if batch and (sum(len(encoded[j]) for j in batch) + len(encoded[i])) * longest > batch_tokens:
-            flush()
-        batch.append(i)
-    if batch:
-        flush()
-    return out
-
-
 def best_f1_threshold(y: np.ndarray, p: np.ndarray, tolerance: float = 0.02) -> float:
     """The threshold closest to 0.5 among those within `tolerance` of the best F1. Validation
     splits hold few templates per category, so the exact F1 optimum often sits at an extreme of
@@ -112,7 +86,7 @@ def evaluate(
     col = {label: i for i, label in enumerate(classifier.labels)}
     # 1. thresholds on validation: own set for its categories, all corpora together for injection
     val = [e for d in datasets for e in _dataset(d, "validation", limit)]
-    val_scores, val_y = score_texts(classifier, [e.text for e in val]), label_matrix(val)
+    val_scores, val_y = classifier.score_matrix([e.text for e in val]), label_matrix(val)
     thresholds = {}
     val_hard = np.array(["hard_negative" in e.tags for e in val])
     for j, category in enumerate(CATEGORIES):
@@ -128,7 +102,7 @@ def evaluate(
     hard_fpr = None
     for dataset in datasets:
         test = _dataset(dataset, "test", limit)
-        scores, y_all = score_texts(classifier, [e.text for e in test]), label_matrix(test)
+        scores, y_all = classifier.score_matrix([e.text for e in test]), label_matrix(test)
         categories = CATEGORIES if dataset == "guard" else (INJECTION,)
         for category in categories:
             j = CATEGORIES.index(category)

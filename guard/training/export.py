@@ -17,7 +17,8 @@ from safetensors.torch import save_file
 from transformers import AutoModelForSequenceClassification
 
 from guard.defaults import MANIFEST, POLICY, WEIGHTS
-from guard.defaults.model import base_dir, file_sha256
+from guard.defaults.model import base_dir
+from guard.model import file_sha256
 
 
 def trained_parameter_names(model, trainable_layers: int) -> list[str]:
