@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=13)
     train.add_argument("--limit", type=int, help="examples per corpus (a quick smoke run)")
 
-    evaluate = sub.add_parser("eval", help="evaluate a model: metrics, thresholds, PR curves")
-    evaluate.add_argument("model", help="model folder, or 'default' for the embedded model")
+    evaluate = sub.add_parser("eval", help="evaluate a model (metrics, thresholds, PR curves) or the routes")
+    evaluate.add_argument("model", nargs="?", help="model folder, or 'default' for the embedded model")
+    evaluate.add_argument("--routes", action="store_true", help="route accuracy of the default routes on held-out utterances")
     evaluate.add_argument("--output", default="eval-report", metavar="DIR", help="report folder (default eval-report)")
     evaluate.add_argument("--limit", type=int, help="examples per dataset and split (a quick smoke run)")
     return parser
@@ -154,6 +155,14 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    if args.routes:
+        from guard.training.routes_eval import evaluate_routes
+
+        evaluate_routes(Path(args.output))
+        print(f"report written to {args.output}/ (routes.md, routes.json)")
+        return 0
+    if not args.model:
+        raise ConfigError("eval: name a MODEL folder (or 'default'), or pass --routes")
     from guard.training.evaluate import evaluate
 
     evaluate(args.model, Path(args.output), limit=args.limit)
