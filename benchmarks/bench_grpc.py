@@ -44,6 +44,39 @@ def raw_throughput(classifier: Classifier, texts: list[str], settings: Settings,
     return len(texts) / (time.perf_counter() - start)
 
 
+def batcher_throughput(classifier: Classifier, texts: list[str], embedder=None) -> float:
+    """Texts/s through guard's batcher alone (no gRPC), all texts queued at once."""
+    from guard.batcher import Batcher
+
+    batcher = Batcher(classifier, queue_size=len(texts), embedder=embedder)
+    batcher.start()
+    start = time.perf_counter()
+    for future in batcher.submit(texts):
+        future.result()
+    elapsed = time.perf_counter() - start
+    batcher.stop()
+    return len(texts) / elapsed
+
+
+def routing_cost(texts: list[str]) -> list[tuple]:
+    """The default model through the batcher: routing off, on in the same pass, on as a second pass."""
+    from guard.defaults.model import load_default_classifier
+    from guard.embedding import SentenceEncoder
+
+    plain = load_default_classifier(device="cpu")
+    plain.warm_up()
+    shared = load_default_classifier(device="cpu", routing=True)
+    shared.warm_up()
+    encoder = SentenceEncoder()
+    second_pass = lambda windows: encoder.embed(plain.tokenizer.batch_decode(windows, skip_special_tokens=True))  # noqa: E731
+    rows = [
+        ("default model, batcher, routing off", batcher_throughput(plain, texts), None, None, ""),
+        ("default model, batcher, routing in the same pass", batcher_throughput(shared, texts), None, None, "shared layers 0-3"),
+        ("default model, batcher, routing as a second pass", batcher_throughput(plain, texts, second_pass), None, None, "two forwards"),
+    ]
+    return rows
+
+
 async def drive(address: str, texts: list[str], clients: int, seconds: float, batch: int = 0):
     """`clients` concurrent callers for `seconds`; Check per text, or CheckBatch of `batch` texts."""
     latencies: list[float] = []
@@ -139,6 +172,7 @@ def main() -> int:
             proc.terminate()
             proc.wait(30)
 
+    rows += routing_cost(texts)
     print("\n| scenario | texts/s | p50 ms | p99 ms | note |\n|---|---:|---:|---:|---|")
     for name, tput, p50, p99, note in rows:
         fmt = lambda v: "" if v is None else f"{v:.1f}"  # noqa: E731

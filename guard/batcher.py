@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -32,6 +33,7 @@ class Scored:
 
     scores: dict[str, float]
     timing: Timing
+    embedding: np.ndarray | None = None  # the text's sentence embedding, when routing is on
 
 
 @dataclass(eq=False)
@@ -56,8 +58,12 @@ class Batcher:
         max_batch_size: int = 64,
         max_wait_ms: float = 0.0,
         queue_size: int = 1024,
+        embedder: Callable[[list[list[int]]], np.ndarray] | None = None,
     ) -> None:
+        """`embedder` gives sentence embeddings of windows for a classifier whose own pass
+        gives none (a separate pass); None = only what `classifier.infer` returns."""
         self.classifier = classifier
+        self.embedder = embedder
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
@@ -197,7 +203,7 @@ class Batcher:
         windows = [w for job in runnable for w in job.windows]
         t0 = time.perf_counter()
         try:
-            probs = self._forward(windows)
+            probs, embeddings = self._forward(windows)
         except Exception:
             log.exception("model forward failed on a batch of %d windows", len(windows))
             self._finish(runnable, error=ModelFailure("the model failed while scoring"))
@@ -216,13 +222,17 @@ class Batcher:
                 total_ms=(done - job.enqueued) * 1000.0,
                 batch_size=len(runnable),
             )
-            job.future.set_result(Scored(self.classifier.scores_by_label(rows), timing))
+            embedding = None
+            if embeddings is not None:
+                mean = embeddings[row - len(job.windows) : row].mean(axis=0)
+                embedding = mean / max(float(np.linalg.norm(mean)), 1e-12)
+            job.future.set_result(Scored(self.classifier.scores_by_label(rows), timing, embedding))
         self._release(len(runnable))
 
-    def _forward(self, windows: list[list[int]]) -> np.ndarray:
+    def _forward(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray | None]:
         """Score the windows as length-sorted micro-batches, each padded only to its own longest
-        window; `plan_micro_batches` picks the split that wastes the least compute. Rows come
-        back in the order of `windows`."""
+        window; `plan_micro_batches` picks the split that wastes the least compute. Rows (and
+        embeddings, when there are any) come back in the order of `windows`."""
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
         runs = plan_micro_batches(
             [len(windows[i]) for i in order],
@@ -230,14 +240,21 @@ class Batcher:
             self.max_batch_size,
             self.max_batch_tokens,
         )
-        out: np.ndarray | None = None
+        probs_out: np.ndarray | None = None
+        emb_out: np.ndarray | None = None
         for start, end in runs:
             rows = order[start:end]
-            probs = self.classifier.forward([windows[i] for i in rows])
-            if out is None:
-                out = np.empty((len(windows), probs.shape[1]), dtype=probs.dtype)
-            out[rows] = probs
-        return out  # type: ignore[return-value]
+            probs, embeddings = self.classifier.infer([windows[i] for i in rows])
+            if probs_out is None:
+                probs_out = np.empty((len(windows), probs.shape[1]), dtype=probs.dtype)
+            probs_out[rows] = probs
+            if embeddings is not None:
+                if emb_out is None:
+                    emb_out = np.empty((len(windows), embeddings.shape[1]), dtype=np.float32)
+                emb_out[rows] = embeddings
+        if emb_out is None and self.embedder is not None:
+            emb_out = self.embedder(windows)
+        return probs_out, emb_out  # type: ignore[return-value]
 
     def _finish(self, jobs: list[_Job], error: Exception) -> None:
         for job in jobs:

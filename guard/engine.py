@@ -44,12 +44,14 @@ class EngineInfo:
 
 
 def load_classifier(settings: Settings) -> Classifier:
-    """The configured model folder, or the embedded default model when none is configured."""
+    """The configured model folder, or the embedded default model when none is configured (with
+    routing on, the default model gives the routing embedding in the same forward pass)."""
     window = {"max_window_tokens": settings.max_window_tokens, "overlap_tokens": settings.window_overlap_tokens}
     if settings.model is None:
         from guard.defaults.model import load_default_classifier
 
-        return load_default_classifier(device=settings.device, dtype=settings.dtype, **window)
+        routing = settings.routing and bool(settings.routes)
+        return load_default_classifier(device=settings.device, dtype=settings.dtype, routing=routing, **window)
     return Classifier.from_path(settings.model, device=settings.device, dtype=settings.dtype, **window)
 
 
@@ -64,6 +66,7 @@ class Engine:
         self.classifier = classifier
         self.policies = PolicySet(settings.policies, settings.default_policy, settings.tenant_policies)
         self.batcher: Batcher | None = None
+        self.router = None
         self.tracer = tracer or trace.get_tracer(TRACER_NAME, __version__)
         self._content_chars = settings.trace_content_max_chars if settings.trace_content else None
         self.ready = False
@@ -77,15 +80,32 @@ class Engine:
             self.classifier = load_classifier(self.settings)
         if self.settings.warmup:
             self.classifier.warm_up()
+        embedder = self._start_routing()
         self.batcher = Batcher(
             self.classifier,
             max_batch_tokens=self.settings.max_batch_tokens,
             max_batch_size=self.settings.max_batch_size,
             max_wait_ms=self.settings.max_wait_ms,
             queue_size=self.settings.queue_size,
+            embedder=embedder,
         )
         self.batcher.start()
         self.ready = True
+
+    def _start_routing(self):
+        """Build the router; return the batcher's embedder when the classifier's own pass gives
+        no embeddings (a custom model): its windows are decoded and embedded separately."""
+        if not (self.settings.routing and self.settings.routes):
+            return None
+        from guard.embedding import SentenceEncoder
+        from guard.routing import Router
+
+        encoder = SentenceEncoder()
+        self.router = Router(self.settings.routes, encoder.embed, threshold=self.settings.route_threshold)
+        if type(self.classifier).infer is not Classifier.infer:
+            return None
+        decode = self.classifier.tokenizer.batch_decode
+        return lambda windows: encoder.embed(decode(windows, skip_special_tokens=True))
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop accepting and finish what was accepted."""
@@ -188,6 +208,8 @@ class Engine:
             raise result
         else:
             decision = dataclasses.replace(policy.decide(result.scores, item.source), timing=result.timing)
+            if self.router is not None and result.embedding is not None and item.source is Source.USER:
+                decision = dataclasses.replace(decision, intent=self.router.route(result.embedding))
         return dataclasses.replace(decision, model=self.classifier.model_id)
 
 

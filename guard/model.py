@@ -142,6 +142,15 @@ class Classifier:
     # --- scoring -------------------------------------------------------------------------------
     def forward(self, windows: list[list[int]]) -> np.ndarray:
         """Probabilities, one row per window; the batch is padded to its own longest window."""
+        with torch.inference_mode():
+            return self._probabilities(self.model(**self._inputs(windows)).logits)
+
+    def infer(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and, where the model can give them in the same pass, one sentence
+        embedding per window (None otherwise)."""
+        return self.forward(windows), None
+
+    def _inputs(self, windows: list[list[int]]) -> dict[str, torch.Tensor]:
         longest = max(len(w) for w in windows)
         input_ids = torch.full((len(windows), longest), self._pad_id, dtype=torch.long)
         mask = torch.zeros((len(windows), longest), dtype=torch.long)
@@ -151,12 +160,12 @@ class Classifier:
         inputs = {"input_ids": input_ids, "attention_mask": mask}
         if self._uses_token_types:
             inputs["token_type_ids"] = torch.zeros_like(input_ids)
-        device = self.placement.device
-        with torch.inference_mode():
-            logits = self.model(**{k: v.to(device, non_blocking=True) for k, v in inputs.items()}).logits
-            logits = logits.float()
-            probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
-            return probs.cpu().numpy()
+        return {k: v.to(self.placement.device, non_blocking=True) for k, v in inputs.items()}
+
+    def _probabilities(self, logits: torch.Tensor) -> np.ndarray:
+        logits = logits.float()
+        probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+        return probs.cpu().numpy()
 
     def scores_by_label(self, probs: np.ndarray) -> dict[str, float]:
         """Collapse the rows of one text's windows: max over windows, per label."""

@@ -17,9 +17,10 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from guard.defaults import default_policy_config
+from guard.defaults import default_policy_config, default_routes
 from guard.errors import ConfigError
 from guard.policy.config import PolicyConfig
+from guard.routing import RouteConfig
 
 _yaml_values: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_yaml_values", default={})
 
@@ -65,6 +66,17 @@ class Settings(BaseSettings):
     default_policy: str = Field("default", description="Policy used when a request names none.")
     tenant_policies: dict[str, str] = Field(default_factory=dict, description="Tenant -> policy name.")
 
+    # --- intent routing -------------------------------------------------------------------------
+    routing: bool = Field(True, description="Give user messages an intent route (Decision.intent).")
+    routes: dict[str, RouteConfig] = Field(
+        default_factory=lambda: {n: RouteConfig(**r) for n, r in default_routes()[0].items()},
+        description="Route name -> example utterances (and an optional threshold); default: customer support.",
+    )
+    route_threshold: float = Field(
+        default_factory=lambda: default_routes()[1], ge=-1, le=1,
+        description="Below this best similarity a message routes to `none`.",
+    )
+
     # --- tracing and logs ----------------------------------------------------------------------
     trace_exporter: Literal["none", "console", "otlp_grpc", "otlp_http"] = Field(
         "none", description="Where spans go; OTLP honours the standard OTEL_EXPORTER_OTLP_* variables."
@@ -82,6 +94,8 @@ class Settings(BaseSettings):
         for tenant, name in self.tenant_policies.items():
             if name not in self.policies:
                 raise ValueError(f"tenant_policies.{tenant}: unknown policy {name!r}")
+        if "none" in self.routes:
+            raise ValueError("routes: 'none' is the fallback route and cannot be configured")
         if self.window_overlap_tokens >= self.max_window_tokens // 2:
             raise ValueError("window_overlap_tokens must be below half of max_window_tokens")
         return self

@@ -11,7 +11,9 @@ END = "<!-- settings-table:end -->"
 def _default(field) -> str:
     if field.default_factory is not None:
         value = field.default_factory()
-        return f"policies {', '.join(f'`{k}`' for k in value)} (see Policies)" if value else "`{}`"
+        if not isinstance(value, dict):
+            return f"`{round(value, 4) if isinstance(value, float) else value}`"
+        return f"{', '.join(f'`{k}`' for k in value)} (see README)" if value else "`{}`"
     return "unset" if field.default is None else f"`{field.default}`"
 
 

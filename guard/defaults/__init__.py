@@ -13,6 +13,7 @@ HERE = Path(__file__).resolve().parent
 WEIGHTS = HERE / "safety-head.safetensors"
 MANIFEST = HERE / "manifest.json"
 POLICY = HERE / "policy.yaml"
+ROUTES = HERE / "routes.yaml"
 
 
 def built() -> bool:
@@ -28,3 +29,9 @@ def default_policy_config() -> dict:
     if not POLICY.is_file():
         return {}
     return yaml.safe_load(POLICY.read_text()) or {}
+
+
+def default_routes() -> tuple[dict, float]:
+    """The default route set as configuration: (routes, threshold)."""
+    spec = yaml.safe_load(ROUTES.read_text())
+    return spec["routes"], float(spec["threshold"])

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
 from safetensors.torch import load_file
-from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
+from transformers import AutoConfig, AutoModel, AutoTokenizer, BertForSequenceClassification
 from transformers.utils import logging as hf_logging
 
 from guard.defaults import MANIFEST, WEIGHTS, built, manifest
@@ -60,12 +61,58 @@ def build_default_model() -> tuple[BertForSequenceClassification, object, dict]:
     return model, tokenizer, info
 
 
+class SharedTrunkClassifier(Classifier):
+    """The default model with intent routing in the same forward pass.
+
+    Its lower layers are the packaged encoder's own, untouched. One pass runs the embeddings and
+    those shared layers; then the fine-tuned top layers, pooler and head give the safety scores,
+    and the packaged encoder's original top layers, mean-pooled, give the sentence embedding that
+    routing uses: the same embedding as a separate pass through the packaged encoder would give."""
+
+    def __init__(self, *args, route_layers: torch.nn.ModuleList, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.route_layers = route_layers.to(device=self.placement.device, dtype=self.placement.dtype).eval()
+        self.shared_layers = len(self.model.bert.encoder.layer) - len(route_layers)
+
+    def infer(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        from transformers.masking_utils import create_bidirectional_mask
+
+        bert = self.model.bert
+        inputs = self._inputs(windows)
+        with torch.inference_mode():
+            hidden = bert.embeddings(input_ids=inputs["input_ids"], token_type_ids=inputs.get("token_type_ids"))
+            mask = create_bidirectional_mask(
+                config=bert.config, inputs_embeds=hidden, attention_mask=inputs["attention_mask"]
+            )
+            for layer in bert.encoder.layer[: self.shared_layers]:
+                hidden = layer(hidden, mask)
+            safety = hidden
+            for layer in bert.encoder.layer[self.shared_layers :]:
+                safety = layer(safety, mask)
+            logits = self.model.classifier(self.model.dropout(bert.pooler(safety)))
+            route = hidden
+            for layer in self.route_layers:
+                route = layer(route, mask)
+            weights = inputs["attention_mask"].unsqueeze(-1).to(route.dtype)
+            pooled = (route * weights).sum(1) / weights.sum(1).clamp(min=1)
+            embeddings = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
+        return self._probabilities(logits), embeddings
+
+
 def default_model_id() -> str:
     return f"{manifest()['name']}@{file_sha256(WEIGHTS)[:16]}"
 
 
-def load_default_classifier(device: str = "auto", dtype: str = "auto", **kwargs) -> Classifier:
-    model, tokenizer, _ = build_default_model()
-    return Classifier(
-        model, tokenizer, default_model_id(), choose_placement(device, dtype), source=str(MANIFEST.parent), **kwargs
-    )
+def load_default_classifier(
+    device: str = "auto", dtype: str = "auto", routing: bool = False, **kwargs
+) -> Classifier:
+    """The default classifier; with `routing`, a `SharedTrunkClassifier` that also returns the
+    routing embedding of every window in the same pass."""
+    model, tokenizer, info = build_default_model()
+    placement = choose_placement(device, dtype)
+    common = dict(source=str(MANIFEST.parent), **kwargs)
+    if not routing:
+        return Classifier(model, tokenizer, default_model_id(), placement, **common)
+    base = AutoModel.from_pretrained(base_dir(), local_files_only=True)
+    top = torch.nn.ModuleList(base.encoder.layer[-info["training"]["trainable_layers"]:])
+    return SharedTrunkClassifier(model, tokenizer, default_model_id(), placement, route_layers=top, **common)
