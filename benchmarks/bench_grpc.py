@@ -110,8 +110,9 @@ async def drive(address: str, texts: list[str], clients: int, seconds: float, ba
 
 
 def served(model_dir: Path, **settings):
+    """A `guard serve` process on the safety path alone (routing off), like the raw baseline."""
     port = free_port()
-    proc = start_guard_serve(model_dir, port, **settings)
+    proc = start_guard_serve(model_dir, port, routing="false", **settings)
     wait_serving(port, proc, timeout=120)
     return proc, f"127.0.0.1:{port}"
 

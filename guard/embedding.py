@@ -9,6 +9,9 @@ from transformers import AutoModel, AutoTokenizer
 
 from guard.defaults.model import base_dir
 from guard.model import quiet_loading
+from guard.packing import plan_micro_batches
+
+OVERHEAD_TOKENS = 40.0  # fixed cost of a MiniLM forward pass on a CPU, in token-equivalents (measured)
 
 
 class SentenceEncoder:
@@ -19,18 +22,25 @@ class SentenceEncoder:
         self.model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
         self.max_tokens = max_tokens  # routing reads a text's first 256 tokens: enough for an intent
 
-    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    def embed(self, texts: list[str], max_rows: int = 64, max_tokens: int = 8192) -> np.ndarray:
+        """L2-normalised embeddings, computed in length-sorted micro-batches chosen by
+        `plan_micro_batches` (padding is wasted compute)."""
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_tokens)["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+        runs = plan_micro_batches([len(ids[i]) for i in order], OVERHEAD_TOKENS, max_rows, max_tokens)
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        pad = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
-            for k in range(0, len(order), batch_size):
-                rows = order[k : k + batch_size]
-                batch = self.tokenizer(
-                    [texts[i] for i in rows], padding=True, truncation=True, max_length=self.max_tokens,
-                    return_tensors="pt",
-                )
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            for start, end in runs:
+                rows = order[start:end]
+                longest = max(len(ids[i]) for i in rows)
+                input_ids = torch.full((len(rows), longest), pad, dtype=torch.long)
+                mask = torch.zeros_like(input_ids)
+                for r, i in enumerate(rows):
+                    input_ids[r, : len(ids[i])] = torch.tensor(ids[i])
+                    mask[r, : len(ids[i])] = 1
+                hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+                weights = mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
                 out[rows] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
         return out
