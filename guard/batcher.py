@@ -23,6 +23,7 @@ from guard.decision import Timing
 from guard.errors import DeadlineExceeded, ModelFailure, NotReady, Overloaded
 from guard.model import Classifier
 from guard.packing import plan_micro_batches
+from guard.routing import pool_windows
 
 log = logging.getLogger(__name__)
 
@@ -222,10 +223,7 @@ class Batcher:
                 total_ms=(done - job.enqueued) * 1000.0,
                 batch_size=len(runnable),
             )
-            embedding = None
-            if embeddings is not None:
-                mean = embeddings[row - len(job.windows) : row].mean(axis=0)
-                embedding = mean / max(float(np.linalg.norm(mean)), 1e-12)
+            embedding = None if embeddings is None else pool_windows(embeddings[row - len(job.windows) : row])
             job.future.set_result(Scored(self.classifier.scores_by_label(rows), timing, embedding))
         self._release(len(runnable))
 

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from guard.defaults.model import base_dir
-from guard.model import quiet_loading
+from guard.model import mean_pool, pad_windows, quiet_loading
 from guard.packing import plan_micro_batches
 
 OVERHEAD_TOKENS = 40.0  # fixed cost of a MiniLM forward pass on a CPU, in token-equivalents (measured)
@@ -33,14 +33,6 @@ class SentenceEncoder:
         with torch.inference_mode():
             for start, end in runs:
                 rows = order[start:end]
-                longest = max(len(ids[i]) for i in rows)
-                input_ids = torch.full((len(rows), longest), pad, dtype=torch.long)
-                mask = torch.zeros_like(input_ids)
-                for r, i in enumerate(rows):
-                    input_ids[r, : len(ids[i])] = torch.tensor(ids[i])
-                    mask[r, : len(ids[i])] = 1
-                hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-                weights = mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
-                out[rows] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+                inputs = pad_windows([ids[i] for i in rows], pad, token_types=False)
+                out[rows] = mean_pool(self.model(**inputs).last_hidden_state, inputs["attention_mask"])
         return out

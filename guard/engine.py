@@ -93,17 +93,20 @@ class Engine:
         self.ready = True
 
     def _start_routing(self):
-        """Build the router; return the batcher's embedder when the classifier's own pass gives
-        no embeddings (a custom model): its windows are decoded and embedded separately."""
+        """Build the router. A classifier that gives embeddings in its own pass (the default
+        model) also embeds the route examples; otherwise the packaged sentence encoder does, and
+        is returned as the batcher's embedder, which decodes each window and embeds it separately."""
         if not (self.settings.routing and self.settings.routes):
             return None
-        from guard.embedding import SentenceEncoder
         from guard.routing import Router
+
+        if self.classifier.gives_embeddings:
+            self.router = Router(self.settings.routes, self.classifier.embed_texts, self.settings.route_threshold)
+            return None
+        from guard.embedding import SentenceEncoder
 
         encoder = SentenceEncoder()
         self.router = Router(self.settings.routes, encoder.embed, threshold=self.settings.route_threshold)
-        if type(self.classifier).infer is not Classifier.infer:
-            return None
         decode = self.classifier.tokenizer.batch_decode
         return lambda windows: encoder.embed(decode(windows, skip_special_tokens=True))
 

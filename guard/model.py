@@ -55,6 +55,27 @@ def set_cpu_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
+def pad_windows(windows: list[list[int]], pad_id: int, token_types: bool = True) -> dict[str, torch.Tensor]:
+    """Token-id windows as a batch padded to its own longest window (CPU tensors)."""
+    longest = max(len(w) for w in windows)
+    input_ids = torch.full((len(windows), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(windows), longest), dtype=torch.long)
+    for row, w in enumerate(windows):
+        input_ids[row, : len(w)] = torch.tensor(w, dtype=torch.long)
+        mask[row, : len(w)] = 1
+    inputs = {"input_ids": input_ids, "attention_mask": mask}
+    if token_types:
+        inputs["token_type_ids"] = torch.zeros_like(input_ids)
+    return inputs
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+    """Sentence embeddings: hidden states averaged over real tokens, L2-normalised (float32)."""
+    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+    return torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
+
+
 def _hash_into(digest, path: Path) -> None:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -92,6 +113,8 @@ def special_token_template(tokenizer) -> tuple[list[int], list[int]]:
 
 class Classifier:
     """A sequence classifier scoring texts as the max over overlapping token windows."""
+
+    gives_embeddings = False  # True where `infer` also returns routing embeddings in the same pass
 
     def __init__(
         self,
@@ -150,16 +173,19 @@ class Classifier:
         embedding per window (None otherwise)."""
         return self.forward(windows), None
 
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """One routing embedding per text (the mean of its windows'), from this model's own pass."""
+        from guard.routing import pool_windows
+
+        if not self.gives_embeddings:
+            raise TypeError(f"{type(self).__name__} gives no embeddings")
+        encoded = self.encode(texts)
+        _, embeddings = self.infer([w for windows in encoded for w in windows])
+        bounds = np.cumsum([0] + [len(windows) for windows in encoded])
+        return np.stack([pool_windows(embeddings[a:b]) for a, b in zip(bounds, bounds[1:])])
+
     def _inputs(self, windows: list[list[int]]) -> dict[str, torch.Tensor]:
-        longest = max(len(w) for w in windows)
-        input_ids = torch.full((len(windows), longest), self._pad_id, dtype=torch.long)
-        mask = torch.zeros((len(windows), longest), dtype=torch.long)
-        for row, w in enumerate(windows):
-            input_ids[row, : len(w)] = torch.tensor(w, dtype=torch.long)
-            mask[row, : len(w)] = 1
-        inputs = {"input_ids": input_ids, "attention_mask": mask}
-        if self._uses_token_types:
-            inputs["token_type_ids"] = torch.zeros_like(input_ids)
+        inputs = pad_windows(windows, self._pad_id, self._uses_token_types)
         return {k: v.to(self.placement.device, non_blocking=True) for k, v in inputs.items()}
 
     def _probabilities(self, logits: torch.Tensor) -> np.ndarray:

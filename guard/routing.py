@@ -28,6 +28,11 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
+def pool_windows(window_embeddings: np.ndarray) -> np.ndarray:
+    """A text's embedding from its windows' embeddings: their mean, normalised."""
+    return normalize(np.asarray(window_embeddings, dtype=np.float32).mean(axis=0))
+
+
 class Router:
     """Routes embeddings to the route of their most similar example."""
 

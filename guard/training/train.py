@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 from transformers import AutoTokenizer, BertForSequenceClassification
 
+from guard.model import pad_windows
 from guard.training.corpora import CATEGORIES, Example, injection_examples, own_examples
 
 
@@ -92,16 +93,6 @@ def length_batches(lengths: list[int], batch_tokens: int, rng: random.Random) ->
     return batches
 
 
-def pad(ids: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    longest = max(len(x) for x in ids)
-    input_ids = torch.full((len(ids), longest), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(input_ids)
-    for row, x in enumerate(ids):
-        input_ids[row, : len(x)] = torch.tensor(x)
-        mask[row, : len(x)] = 1
-    return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(input_ids)}
-
-
 def train(cfg: TrainConfig, log=print) -> Path:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -127,7 +118,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
         batches = length_batches(lengths, cfg.batch_tokens, rng)
         total = 0.0
         for batch in tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False):
-            logits = model(**pad([ids[i] for i in batch], tokenizer.pad_token_id)).logits
+            logits = model(**pad_windows([ids[i] for i in batch], tokenizer.pad_token_id)).logits
             loss = loss_fn(logits, labels[batch])
             optimizer.zero_grad()
             loss.backward()

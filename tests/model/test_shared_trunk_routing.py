@@ -31,3 +31,15 @@ def test_embeddings_match_a_separate_pass_through_the_packaged_encoder(shared):
 def test_without_routing_the_default_model_gives_no_embeddings():
     plain = load_default_classifier(device="cpu")
     assert plain.infer([plain.encode(["hi"])[0][0]])[1] is None
+
+
+def test_route_examples_embedded_by_the_default_model_equal_the_packaged_encoders(shared):
+    texts = ["I forgot my password", "how much is the pro plan", "the app crashes " * 150]  # last: 2+ windows
+    assert len(shared.encode(texts[2:])[0]) > 1
+    np.testing.assert_allclose(shared.embed_texts(texts[:2]), SentenceEncoder().embed(texts[:2]), atol=1e-5)
+    assert np.linalg.norm(shared.embed_texts(texts[2:])[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_classifier_without_embeddings_refuses_to_embed():
+    with pytest.raises(TypeError):
+        load_default_classifier(device="cpu").embed_texts(["hi"])
