@@ -1,4 +1,4 @@
-"""`guard` command line: serve, check, info."""
+"""`guard` command line: serve, consume, check, info, train, eval."""
 
 from __future__ import annotations
 
@@ -43,6 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(serve)
     serve.add_argument("--host", help="bind address (GUARD_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="gRPC port (GUARD_PORT, default 50051; 0 = any free port)")
+
+    consume = sub.add_parser(
+        "consume", help="run a Kafka consumer-group member: read message topics, write decision topics"
+    )
+    _config_args(consume)
+    consume.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="brokers (GUARD_KAFKA_BOOTSTRAP_SERVERS)")
+    consume.add_argument("--topics", metavar="T1[,T2]", help="topics to read (GUARD_KAFKA_TOPICS)")
+    consume.add_argument("--decisions-topic", metavar="D", help="decision records (GUARD_KAFKA_DECISIONS_TOPIC)")
+    consume.add_argument("--dead-letter-topic", metavar="X", help="refused records (GUARD_KAFKA_DEAD_LETTER_TOPIC)")
+    consume.add_argument("--group-id", metavar="G", help="consumer group (GUARD_KAFKA_GROUP_ID)")
+    consume.add_argument("--blocked-topic", metavar="B", help="BLOCK/FLAG decisions too (GUARD_KAFKA_BLOCKED_TOPIC)")
+    consume.add_argument(
+        "--delivery", choices=["at_least_once", "exactly_once"], help="GUARD_KAFKA_DELIVERY (default at_least_once)"
+    )
 
     check = sub.add_parser("check", help="decide on one text and print the decision as JSON")
     check.add_argument("text", help="the text to check")
@@ -90,6 +104,38 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve(settings, Engine(settings)))
     finally:
+        provider.shutdown()
+    return 0
+
+
+def _consume(args: argparse.Namespace) -> int:
+    import signal
+
+    from consumers.runner import KafkaRunner
+    from guard.engine import Engine
+    from guard.tracing import configure_tracing
+
+    settings = _settings(
+        args,
+        kafka_bootstrap_servers=args.bootstrap_servers,
+        kafka_topics=args.topics,
+        kafka_decisions_topic=args.decisions_topic,
+        kafka_dead_letter_topic=args.dead_letter_topic,
+        kafka_group_id=args.group_id,
+        kafka_blocked_topic=args.blocked_topic,
+        kafka_delivery=args.delivery,
+    )
+    logging.getLogger().setLevel(settings.log_level)
+    provider = configure_tracing(settings)
+    engine = Engine(settings)
+    runner = KafkaRunner(engine)  # checks the Kafka settings before the model loads
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: runner.stop())
+    engine.start()
+    try:
+        runner.run()
+    finally:
+        engine.stop(settings.grace_period_s)
         provider.shutdown()
     return 0
 
@@ -178,7 +224,7 @@ def _remote(target: str):
     return guard_pb2_grpc.GuardServiceStub(grpc.insecure_channel(target))
 
 
-COMMANDS = {"serve": _serve, "check": _check, "info": _info, "train": _train, "eval": _eval}
+COMMANDS = {"serve": _serve, "consume": _consume, "check": _check, "info": _info, "train": _train, "eval": _eval}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Tracer
 
 from guard import __version__
@@ -142,36 +143,45 @@ class Engine:
     def validate(self, item: CheckItem, prefix: str = "") -> Policy:
         """Check one item and return the policy that will decide it; raises `InvalidInput`."""
         if not item.text or item.text.isspace():
-            raise InvalidInput(prefix + "text", "must not be empty")
+            raise InvalidInput(prefix + "text", "must not be empty", reason="empty_text")
         if len(item.text) > self.settings.max_text_chars:
             raise InvalidInput(
-                prefix + "text", f"is {len(item.text)} characters; the limit is {self.settings.max_text_chars}"
+                prefix + "text",
+                f"is {len(item.text)} characters; the limit is {self.settings.max_text_chars}",
+                reason="text_too_long",
             )
         if not isinstance(item.source, Source):
-            raise InvalidInput(prefix + "source", f"unknown source {item.source!r}")
+            raise InvalidInput(prefix + "source", f"unknown source {item.source!r}", reason="unknown_source")
         for name in ("request_id", "tenant", "policy"):
             if len(getattr(item, name)) > MAX_ID_CHARS:
-                raise InvalidInput(prefix + name, f"longer than {MAX_ID_CHARS} characters")
+                raise InvalidInput(prefix + name, f"longer than {MAX_ID_CHARS} characters", reason="field_too_long")
         try:
             return self.policies.select(item.policy, item.tenant)
         except InvalidInput as exc:
-            raise InvalidInput(prefix + exc.field, exc.problem) from None
+            raise InvalidInput(prefix + exc.field, exc.problem, exc.reason) from None
 
     # --- deciding ------------------------------------------------------------------------------
     async def check(self, item: CheckItem, deadline: float | None = None) -> Decision:
         return (await self.check_many([item], deadline, batch_field=None))[0]
 
     async def check_many(
-        self, items: Sequence[CheckItem], deadline: float | None = None, batch_field: str | None = "requests"
+        self,
+        items: Sequence[CheckItem],
+        deadline: float | None = None,
+        batch_field: str | None = "requests",
+        parents: Sequence[Context | None] | None = None,
     ) -> list[Decision]:
         """Decide on every item, in order. `deadline` is a `time.monotonic()` instant.
 
-        Errors name the offending field (`requests[3].text` when `batch_field` is set)."""
+        Errors name the offending field (`requests[3].text` when `batch_field` is set). Each
+        decision span is a child of the current span, or of `parents[i]` when given (the Kafka
+        runner's per-record `process` spans)."""
         self._require_ready()
         policies = [
             self.validate(item, f"{batch_field}[{i}]." if batch_field else "") for i, item in enumerate(items)
         ]
-        spans = [self.tracer.start_span(GUARDRAIL_SPAN) for _ in items]
+        contexts = parents if parents is not None else [None] * len(items)
+        spans = [self.tracer.start_span(GUARDRAIL_SPAN, context=parent) for parent in contexts]
         try:
             decisions = await self._decide(items, policies, deadline)
         except BaseException as exc:

@@ -17,19 +17,22 @@ class GuardError(Exception):
 
 
 class InvalidInput(GuardError):
-    """The request itself is wrong; retrying it unchanged will fail again."""
+    """The request itself is wrong; retrying it unchanged will fail again. `reason` is a short
+    stable code (`text_too_long`, `unknown_policy`, `not_json`, ...) for machines: the Kafka
+    dead-letter header carries it."""
 
-    def __init__(self, field: str, problem: str) -> None:
+    def __init__(self, field: str, problem: str, reason: str = "invalid_field") -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
+        self.reason = reason
 
 
 class UnknownPolicy(InvalidInput):
     """The request names a policy that is not configured."""
 
     def __init__(self, name: str, field: str = "policy") -> None:
-        super().__init__(field, f"unknown policy {name!r}")
+        super().__init__(field, f"unknown policy {name!r}", reason="unknown_policy")
         self.name = name
 
 

@@ -19,13 +19,17 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from guard.defaults import default_policy_config, default_routes
 from guard.errors import ConfigError
+from guard.kafka_settings import KafkaSettings
 from guard.policy.config import PolicyConfig
 from guard.routing import RouteConfig
 
 _yaml_values: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_yaml_values", default={})
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, KafkaSettings):
+    """Service, model, batcher, policy, routing and tracing fields here; Kafka fields in
+    `guard.kafka_settings`."""
+
     model_config = SettingsConfigDict(env_prefix="GUARD_", extra="forbid", frozen=True)
 
     # --- server --------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ def _default(field) -> str:
 
 def settings_table() -> str:
     lines = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
-    for name, field in Settings.model_fields.items():
+    kafka_last = sorted(Settings.model_fields.items(), key=lambda kv: kv[0].startswith("kafka_"))
+    for name, field in kafka_last:
         lines.append(f"| `{name}` | `GUARD_{name.upper()}` | {_default(field)} | {field.description} |")
     return "\n".join(lines)
 

@@ -36,3 +36,18 @@ def tiny_single_label_dir(tmp_path_factory):
 def minilm_model_dir(tmp_path_factory):
     """The packaged all-MiniLM-L6-v2 encoder with a fresh 7-label classification head."""
     return build_minilm_classifier(tmp_path_factory.mktemp("minilm"))
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap():
+    """A real Kafka-protocol broker: Tansu on a loopback port (or GUARD_TEST_KAFKA_BOOTSTRAP)."""
+    from tests.support.kafka import EXTERNAL_BOOTSTRAP, Broker
+
+    if EXTERNAL_BOOTSTRAP:
+        yield EXTERNAL_BOOTSTRAP
+        return
+    broker = Broker().start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()

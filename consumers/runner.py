@@ -1,0 +1,202 @@
+"""`guard consume`: a Kafka consumer-group member that decides every record it reads.
+
+Three threads, one engine:
+
+- the consumer thread (the caller of `run`) polls back-to-back, decodes and validates records,
+  hands each polled batch to the engine (`EngineBridge`), commits offsets that the output stage
+  released, and pauses its partitions while `kafka_max_in_flight_batches` batches are in flight.
+  kafka-python 3.0.12 throws away a group join that completes outside `poll()`, so nothing slow
+  ever runs on this thread;
+- the engine's event loop and model thread decide the batches (the same batcher as gRPC);
+- the output stage produces each batch's decision and dead-letter records, in poll order, and
+  releases the batch's offsets only after the broker acknowledged its records (at-least-once), or
+  commits records and offsets in one transaction (exactly-once).
+
+On a rebalance, the partitions' in-flight work is finished and committed before they are given up.
+`stop()` (SIGTERM) finishes the in-flight batches, commits, and leaves the group.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka.errors import CommitFailedError, KafkaError
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
+
+from consumers.batch import Batch, Entry, Topics
+from consumers.clients import build_consumer, build_producer
+from consumers.codec import decode_value
+from consumers.engine_bridge import EngineBridge
+from consumers.output import OutputCounts, OutputStage
+from consumers.tracing import start_process_span
+from guard.engine import Engine
+from guard.errors import ConfigError, InvalidInput
+from guard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_POLL_MS = 50  # poll timeout while taking records
+_PAUSED_POLL_MS = 5  # poll timeout while paused: notice free capacity quickly, keep the group alive
+
+
+class KafkaRunner:
+    def __init__(self, engine: Engine, tracer: Tracer | None = None, settings: Settings | None = None) -> None:
+        """`settings` defaults to the engine's (several runners may share one engine)."""
+        settings = settings or engine.settings
+        problems = settings.kafka_problems()
+        if problems:
+            raise ConfigError("invalid Kafka configuration:\n  " + "\n  ".join(problems))
+        self.engine = engine
+        self.settings = settings
+        self.tracer = tracer or engine.tracer
+        self.exactly_once = settings.kafka_delivery == "exactly_once"
+        self.topics = Topics(
+            settings.kafka_decisions_topic, settings.kafka_dead_letter_topic, settings.kafka_blocked_topic
+        )
+        self.assigned = threading.Event()  # set once the group gave this member partitions
+        self.records_read = 0
+        self.first_record_at: float | None = None  # time.monotonic() of the first polled record
+        self._stop = threading.Event()
+        self._output: OutputStage | None = None
+        self._consumer: KafkaConsumer | None = None
+
+    @property
+    def counts(self) -> OutputCounts:
+        return self._output.counts if self._output else OutputCounts()
+
+    def stop(self) -> None:
+        """Ask `run` to finish the in-flight batches, commit and leave the group (signal-safe)."""
+        self._stop.set()
+
+    # --- the consumer thread -------------------------------------------------------------------
+    def run(self) -> None:
+        """Consume until `stop()`; raises what stopped it otherwise (a produce failure)."""
+        producer = build_producer(self.settings)
+        if self.exactly_once:
+            producer.init_transactions()
+        self._output = OutputStage(producer, self.topics, self.exactly_once)
+        bridge = EngineBridge(self.engine)
+        self._consumer = consumer = build_consumer(self.settings)
+        consumer.subscribe(self.settings.kafka_topics, listener=_Rebalance(self))
+        log.info(
+            "consuming %s as group %r (%s); decisions -> %s, dead letters -> %s",
+            ",".join(self.settings.kafka_topics), self.settings.kafka_group_id,
+            self.settings.kafka_delivery, self.topics.decisions, self.topics.dead_letter,
+        )
+        try:
+            self._loop(consumer, bridge)
+            self._drain("shutting down")
+        finally:
+            self._close(consumer, producer, bridge)
+        if self._output.failure is not None:
+            raise self._output.failure
+
+    def _loop(self, consumer: KafkaConsumer, bridge: EngineBridge) -> None:
+        while not self._stop.is_set() and self._output.failure is None:
+            paused = self._backpressure(consumer)
+            polled = consumer.poll(timeout_ms=_PAUSED_POLL_MS if paused else _POLL_MS)
+            self._commit_released(consumer)
+            if polled:
+                self._submit(consumer, bridge, [r for records in polled.values() for r in records])
+
+    def _backpressure(self, consumer: KafkaConsumer) -> bool:
+        if self._output.in_flight >= self.settings.kafka_max_in_flight_batches:
+            consumer.pause(*consumer.assignment())
+            return True
+        if consumer.paused():
+            consumer.resume(*consumer.paused())
+        return False
+
+    def _submit(self, consumer: KafkaConsumer, bridge: EngineBridge, records: list) -> None:
+        if self.first_record_at is None:
+            self.first_record_at = time.monotonic()
+        self.records_read += len(records)
+        batch = Batch([self._entry(record) for record in records])
+        if self.exactly_once:
+            batch.group_metadata = consumer.group_metadata()
+        accepted = batch.accepted
+        if accepted:
+            batch.decisions = bridge.decide(
+                [e.message.item for e in accepted], [trace.set_span_in_context(e.span) for e in accepted]
+            )
+        self._output.put(batch)
+
+    def _entry(self, record) -> Entry:
+        message, error = None, None
+        try:
+            message = decode_value(record.value, self.settings.kafka_value_format, self.settings.max_text_chars)
+            self.engine.validate(message.item)
+        except InvalidInput as exc:
+            message, error = None, exc
+        span = start_process_span(self.tracer, record, self.settings.kafka_group_id, message.id if message else "")
+        return Entry(record, span, message, error)
+
+    # --- commits -------------------------------------------------------------------------------
+    def _commit_released(self, consumer: KafkaConsumer) -> None:
+        """Commit the offsets of batches whose output the broker acknowledged (at-least-once)."""
+        offsets = {}
+        while True:
+            try:
+                offsets.update(self._output.committable.get_nowait())
+            except queue.Empty:
+                break
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets)
+        except CommitFailedError:
+            # The group moved on (this member was too slow): the partitions' new owner reads these
+            # records again — duplicates downstream, never loss.
+            log.warning("offset commit refused after a rebalance; %d partitions will be read again", len(offsets))
+
+    def _drain(self, why: str) -> None:
+        """Finish every in-flight batch and commit it (before a rebalance, and at shutdown)."""
+        if self._output is None:
+            return
+        if not self._output.wait_idle(self.settings.grace_period_s):
+            log.warning("%s: in-flight batches did not finish in %.1f s; they will be read again", why, self.settings.grace_period_s)
+        if self._output.failure is None and self._consumer is not None:
+            self._commit_released(self._consumer)
+
+    def _close(self, consumer: KafkaConsumer, producer, bridge: EngineBridge) -> None:
+        for step, call in (
+            ("leaving the group", lambda: consumer.close(autocommit=False)),
+            ("closing the output stage", self._output.close),
+            ("closing the producer", lambda: producer.close(timeout=self.settings.grace_period_s)),
+            ("stopping the engine bridge", bridge.close),
+        ):
+            try:
+                call()
+            except (KafkaError, OSError, RuntimeError) as exc:
+                log.warning("%s failed: %r", step, exc)
+        c = self.counts
+        log.info(
+            "consumer stopped: %d records read, %d decisions (%d blocked, %d flagged), %d dead letters",
+            self.records_read, c.decisions, c.blocked, c.flagged, c.dead_letters,
+        )
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Runs inside `poll()` on the consumer thread, so committing here is safe."""
+
+    def __init__(self, runner: KafkaRunner) -> None:
+        self.runner = runner
+
+    def on_partitions_revoked(self, revoked) -> None:
+        if revoked:
+            self.runner._drain("rebalance")
+            log.info("partitions revoked: %s", _names(revoked))
+
+    def on_partitions_assigned(self, assigned) -> None:
+        log.info("partitions assigned: %s", _names(assigned))
+        if assigned:
+            self.runner.assigned.set()
+
+
+def _names(partitions) -> str:
+    return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)) or "none"
