@@ -23,11 +23,12 @@ import queue
 import threading
 import time
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import CommitFailedError, KafkaError
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
+from consumers import kafka_compat
 from consumers.batch import Batch, Entry, Topics
 from consumers.clients import build_consumer, build_producer
 from consumers.codec import decode_value
@@ -59,6 +60,7 @@ class KafkaRunner:
             settings.kafka_decisions_topic, settings.kafka_dead_letter_topic, settings.kafka_blocked_topic
         )
         self.assigned = threading.Event()  # set once the group gave this member partitions
+        self.partitions: frozenset = frozenset()  # the current assignment (TopicPartitions)
         self.records_read = 0
         self.first_record_at: float | None = None  # time.monotonic() of the first polled record
         self._stop = threading.Event()
@@ -137,14 +139,18 @@ class KafkaRunner:
         return Entry(record, span, message, error)
 
     # --- commits -------------------------------------------------------------------------------
-    def _commit_released(self, consumer: KafkaConsumer) -> None:
-        """Commit the offsets of batches whose output the broker acknowledged (at-least-once)."""
+    def _released(self) -> dict:
+        """Offsets of the batches whose output the broker acknowledged, merged (later wins)."""
         offsets = {}
         while True:
             try:
                 offsets.update(self._output.committable.get_nowait())
             except queue.Empty:
-                break
+                return offsets
+
+    def _commit_released(self, consumer: KafkaConsumer) -> None:
+        """Commit what the output stage released (at-least-once; consumer thread)."""
+        offsets = self._released()
         if not offsets:
             return
         try:
@@ -155,13 +161,27 @@ class KafkaRunner:
             log.warning("offset commit refused after a rebalance; %d partitions will be read again", len(offsets))
 
     def _drain(self, why: str) -> None:
-        """Finish every in-flight batch and commit it (before a rebalance, and at shutdown)."""
-        if self._output is None:
-            return
+        """Finish every in-flight batch and commit it (at shutdown; consumer thread)."""
         if not self._output.wait_idle(self.settings.grace_period_s):
             log.warning("%s: in-flight batches did not finish in %.1f s; they will be read again", why, self.settings.grace_period_s)
-        if self._output.failure is None and self._consumer is not None:
+        if self._output.failure is None:
             self._commit_released(self._consumer)
+
+    async def _drain_before_revoke(self) -> None:
+        """The same before a rebalance, from kafka-python's IO thread, without blocking it."""
+        consumer, output = self._consumer, self._output
+        deadline = time.monotonic() + self.settings.grace_period_s
+        while output.in_flight and output.failure is None and time.monotonic() < deadline:
+            await kafka_compat.sleep(consumer, 0.005)
+        offsets = self._released()
+        if output.in_flight or output.failure is not None or not offsets:
+            if output.in_flight:
+                log.warning("rebalance: in-flight batches did not finish in time; they will be read again")
+            return
+        try:
+            await kafka_compat.commit(consumer, offsets)
+        except KafkaError as exc:
+            log.warning("rebalance: committing before the revoke failed (%r); those records will be read again", exc)
 
     def _close(self, consumer: KafkaConsumer, producer, bridge: EngineBridge) -> None:
         for step, call in (
@@ -181,19 +201,22 @@ class KafkaRunner:
         )
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    """Runs inside `poll()` on the consumer thread, so committing here is safe."""
+class _Rebalance(AsyncConsumerRebalanceListener):
+    """Runs on kafka-python's IO thread while the consumer thread waits in `poll()`; async so the
+    group's heartbeats go on while in-flight batches finish."""
 
     def __init__(self, runner: KafkaRunner) -> None:
         self.runner = runner
 
-    def on_partitions_revoked(self, revoked) -> None:
+    async def on_partitions_revoked(self, revoked) -> None:
+        self.runner.partitions = frozenset()
         if revoked:
-            self.runner._drain("rebalance")
+            await self.runner._drain_before_revoke()
             log.info("partitions revoked: %s", _names(revoked))
 
-    def on_partitions_assigned(self, assigned) -> None:
+    async def on_partitions_assigned(self, assigned) -> None:
         log.info("partitions assigned: %s", _names(assigned))
+        self.runner.partitions = frozenset(assigned)
         if assigned:
             self.runner.assigned.set()
 

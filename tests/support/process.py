@@ -56,3 +56,14 @@ def run_guard(*args: str, timeout: float = 120, **settings) -> subprocess.Comple
         [sys.executable, "-m", "guard", *args], env=guard_env(**settings), capture_output=True, text=True,
         timeout=timeout,
     )
+
+
+def start_guard_consume(model_dir, log_path, **settings) -> subprocess.Popen:
+    """`guard consume` as a real process; its (verbose) log goes to a file, not a pipe that fills."""
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "guard", "consume", "--model", str(model_dir)],
+        env=guard_env(**settings), stdout=log, stderr=subprocess.STDOUT,
+    )
+    log.close()
+    return proc
