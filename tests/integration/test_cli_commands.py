@@ -96,3 +96,21 @@ def test_serve_exports_decision_spans_with_the_configured_exporter(tiny_model_di
     assert '"name": "apply_guardrail"' in out and '"name": "/guard.v1.GuardService/Check"' in out
     assert r.decision.trace_id in out and '"service.name": "guard-e2e"' in out
     assert "secret words" not in out
+
+
+def test_consume_without_topics_stops_before_loading_the_model(tiny_model_dir):
+    r = run_guard("consume", "--model", str(tiny_model_dir), "--bootstrap-servers", "127.0.0.1:1")
+    assert r.returncode == 2
+    assert "kafka_topics" in r.stderr and "--topics" in r.stderr
+
+
+def test_consume_refuses_to_read_its_own_output_topic(tiny_model_dir):
+    r = run_guard("consume", "--model", str(tiny_model_dir), "--topics", "chat,guard.decisions")
+    assert r.returncode == 2
+    assert "output topic is also an input topic" in r.stderr
+
+
+def test_consume_flags_and_environment_fill_the_same_settings(tiny_model_dir):
+    r = run_guard("consume", "--model", str(tiny_model_dir), "--topics", "chat", kafka_delivery="twice")
+    assert r.returncode == 2
+    assert "kafka_delivery (GUARD_KAFKA_DELIVERY)" in r.stderr

@@ -59,10 +59,12 @@ def run_guard(*args: str, timeout: float = 120, **settings) -> subprocess.Comple
 
 
 def start_guard_consume(model_dir, log_path, **settings) -> subprocess.Popen:
-    """`guard consume` as a real process; its (verbose) log goes to a file, not a pipe that fills."""
-    log = open(log_path, "ab")  # noqa: SIM115 - owned by the process
+    """`guard consume` as a real process (model_dir None = the default model); its (verbose) log
+    goes to a file, not a pipe that could fill up."""
+    model = ["--model", str(model_dir)] if model_dir is not None else []
+    log = open(log_path, "wb")  # noqa: SIM115 - owned by the process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "guard", "consume", "--model", str(model_dir)],
+        [sys.executable, "-m", "guard", "consume", *model],
         env=guard_env(**settings), stdout=log, stderr=subprocess.STDOUT,
     )
     log.close()
