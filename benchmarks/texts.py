@@ -40,3 +40,24 @@ def chat_texts(n: int, seed: int = 7) -> list[str]:
         parts += [rng.choice(SENTENCES) for _ in range(sentences)]
         texts.append(". ".join(parts) + rng.choice([".", "?", "!", ""]))
     return texts
+
+
+# Sentences in the voice of an assistant's answer: what LLM output streams look like.
+ANSWER_SENTENCES = [
+    "Thanks for reaching out, I am happy to help with that",
+    "The charge you are seeing is most likely the annual renewal of your plan",
+    "Refunds usually appear on your card within five to seven business days",
+    "You can reset your password from the sign-in page by choosing the forgot password link",
+    "The business plan adds single sign-on, audit logs and priority support",
+    "A hash map stores values by key, so looking one up takes about the same time however large it grows",
+    "Octopuses have three hearts and their blood is blue because it carries copper",
+    "For dinner, a chickpea and spinach curry takes about thirty minutes and keeps well",
+    "If the tracking page has not updated, the courier may not have scanned the parcel yet",
+    "Sitting with your feet flat and your screen at eye level helps your posture a lot",
+    "Here is a short poem about autumn leaves drifting over the quiet park",
+    "Your subscription stays active until the end of the current billing period",
+    "Non-profit organisations get a forty percent discount on every plan",
+    "After changing phones, you can move your two factor codes by scanning the setup code again",
+    "The permissions error appears when your role cannot export data, an admin can change that",
+    "Let me know if there is anything else I can do for you today",
+]

@@ -114,6 +114,20 @@ class Batcher:
             self._cond.notify()
         return [job.future for job in jobs]
 
+    def submit_windows(self, windows: list[list[int]], deadline: float | None = None) -> list[Future]:
+        """Queue already tokenized windows (special tokens included), one job each: stream
+        supervision scores its own windows and shares the batches with everything else."""
+        with self._cond:
+            if not self._accepting:
+                raise NotReady("the model is not serving")
+            if self._outstanding + len(windows) > self.queue_size:
+                raise Overloaded(f"queue full ({self.queue_size} texts waiting); retry later")
+            jobs = [_Job("", Future(), deadline, windows=[w], longest=len(w)) for w in windows]
+            self._intake.extend(jobs)
+            self._outstanding += len(jobs)
+            self._cond.notify()
+        return [job.future for job in jobs]
+
     # --- the model thread ----------------------------------------------------------------------
     def _run(self) -> None:
         pending: list[_Job] = []
@@ -127,8 +141,7 @@ class Batcher:
                 self._intake.clear()
             arrived = self._sweep(arrived)
             if arrived:
-                self._tokenize(arrived)
-                pending.extend(arrived)
+                pending.extend(self._tokenize(arrived))
             pending = self._sweep(pending)
             if not pending:
                 continue
@@ -140,20 +153,24 @@ class Batcher:
             batch, pending = self._select(pending)
             self._execute(batch)
 
-    def _tokenize(self, jobs: list[_Job]) -> None:
+    def _tokenize(self, jobs: list[_Job]) -> list[_Job]:
+        """Tokenize the jobs that came as text; returns the jobs ready to batch."""
+        texts = [job for job in jobs if not job.windows]  # stream windows come tokenized
+        if not texts:
+            return jobs
         start = time.perf_counter()
         try:
-            encoded = self.classifier.encode([job.text for job in jobs])
+            encoded = self.classifier.encode([job.text for job in texts])
         except Exception:  # a tokenizer failure must not kill the model thread
-            log.exception("tokenizer failed on a batch of %d texts", len(jobs))
-            self._finish(jobs, error=ModelFailure("tokenizer failed"))
-            jobs.clear()
-            return
+            log.exception("tokenizer failed on a batch of %d texts", len(texts))
+            self._finish(texts, error=ModelFailure("tokenizer failed"))
+            return [job for job in jobs if job.windows]
         elapsed_ms = (time.perf_counter() - start) * 1000.0
-        for job, windows in zip(jobs, encoded):
+        for job, windows in zip(texts, encoded):
             job.windows = windows
             job.longest = max(len(w) for w in windows)
             job.tokenize_ms = elapsed_ms
+        return jobs
 
     def _sweep(self, pending: list[_Job]) -> list[_Job]:
         """Drop jobs whose caller cancelled or whose deadline passed."""

@@ -17,7 +17,7 @@ from opentelemetry.trace import Tracer
 from guard import __version__
 from guard.batcher import Batcher, Scored
 from guard.decision import CheckItem, Decision, Source
-from guard.errors import DeadlineExceeded, InvalidInput, ModelFailure, NotReady
+from guard.errors import DeadlineExceeded, InvalidInput, ModelFailure, NotReady, Overloaded
 from guard.model import Classifier, set_cpu_threads
 from guard.policy import Policy, PolicySet
 from guard.settings import Settings
@@ -69,7 +69,8 @@ class Engine:
         self.batcher: Batcher | None = None
         self.router = None
         self.tracer = tracer or trace.get_tracer(TRACER_NAME, __version__)
-        self._content_chars = settings.trace_content_max_chars if settings.trace_content else None
+        self.content_chars = settings.trace_content_max_chars if settings.trace_content else None
+        self.streams = 0  # open CheckStream sessions
         self.ready = False
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -142,6 +143,10 @@ class Engine:
     # --- validation ----------------------------------------------------------------------------
     def validate(self, item: CheckItem, prefix: str = "") -> Policy:
         """Check one item and return the policy that will decide it; raises `InvalidInput`."""
+        self._validate_text(item, prefix)
+        return self.validate_fields(item, prefix)
+
+    def _validate_text(self, item: CheckItem, prefix: str) -> None:
         if not item.text or item.text.isspace():
             raise InvalidInput(prefix + "text", "must not be empty", reason="empty_text")
         if len(item.text) > self.settings.max_text_chars:
@@ -150,6 +155,9 @@ class Engine:
                 f"is {len(item.text)} characters; the limit is {self.settings.max_text_chars}",
                 reason="text_too_long",
             )
+
+    def validate_fields(self, item: CheckItem, prefix: str = "") -> Policy:
+        """Everything but the text: source, ids, and the policy it selects."""
         if not isinstance(item.source, Source):
             raise InvalidInput(prefix + "source", f"unknown source {item.source!r}", reason="unknown_source")
         for name in ("request_id", "tenant", "policy"):
@@ -192,7 +200,7 @@ class Engine:
         out = []
         for item, decision, span in zip(items, decisions, spans):
             decision = dataclasses.replace(decision, trace_id=trace_id_of(span))
-            record_decision(span, item, decision, self._content_chars)
+            record_decision(span, item, decision, self.content_chars)
             span.end()
             out.append(decision)
         return out
@@ -224,6 +232,32 @@ class Engine:
             if self.router is not None and result.embedding is not None and item.source is Source.USER:
                 decision = dataclasses.replace(decision, intent=self.router.route(result.embedding))
         return dataclasses.replace(decision, model=self.classifier.model_id)
+
+
+    # --- streams -------------------------------------------------------------------------------
+    def open_stream(self, item: CheckItem, prompt: str = "", prefix: str = "open."):
+        """A `StreamSession` for one supervised stream (its text arrives later as deltas)."""
+        from guard.streaming.session import StreamSession
+
+        self._require_ready()
+        policy = self.validate_fields(item, prefix)
+        if len(prompt) > self.settings.max_text_chars:
+            raise InvalidInput(prefix + "prompt", f"is {len(prompt)} characters; the limit is {self.settings.max_text_chars}", reason="text_too_long")
+        if self.streams >= self.settings.max_streams:
+            raise Overloaded(f"{self.settings.max_streams} streams are open; retry later")
+        self.streams += 1
+        session = StreamSession(self, item, policy, prompt_chars=len(prompt))
+        session.on_close = self._stream_closed
+        return session
+
+    def _stream_closed(self) -> None:
+        self.streams -= 1
+
+    async def score_windows(self, windows: list[list[int]]) -> list[Scored | BaseException]:
+        """Scores of already tokenized windows (special tokens added here), through the batcher."""
+        self._require_ready()
+        futures = self.batcher.submit_windows([self.classifier.wrap(w) for w in windows])
+        return await asyncio.gather(*(_settle(f) for f in futures))
 
 
 async def _settle(future: Future) -> Scored | BaseException:

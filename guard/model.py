@@ -162,6 +162,22 @@ class Classifier:
         prefix, suffix = self._prefix, self._suffix
         return [[prefix + w + suffix for w in split_windows(t, self._content_tokens, self._overlap)] for t in ids]
 
+    def tokenize_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids (no special tokens) and each token's (start, end) character offsets."""
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise ConfigError("model: stream supervision needs a fast (Rust) tokenizer with offset mapping")
+        out = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False)
+        return out["input_ids"], [tuple(o) for o in out["offset_mapping"]]
+
+    def wrap(self, ids: list[int]) -> list[int]:
+        """One window: `ids` between the model's special tokens (at most `content_tokens` ids)."""
+        return self._prefix + list(ids) + self._suffix
+
+    @property
+    def content_tokens(self) -> int:
+        """Text tokens that fit in one window beside the special tokens."""
+        return self._content_tokens
+
     # --- scoring -------------------------------------------------------------------------------
     def forward(self, windows: list[list[int]]) -> np.ndarray:
         """Probabilities, one row per window; the batch is padded to its own longest window."""

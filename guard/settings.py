@@ -62,6 +62,11 @@ class Settings(BaseSettings, KafkaSettings):
     max_text_chars: int = Field(20000, ge=1, description="Longest text accepted, in characters.")
     max_batch_items: int = Field(256, ge=1, description="Most requests in one CheckBatch call.")
 
+    # --- streams (CheckStream) ------------------------------------------------------------------
+    stream_max_chars: int = Field(100000, ge=1, description="Longest supervised stream, in characters.")
+    stream_idle_timeout_s: float = Field(30.0, gt=0, description="A stream with no message for this long ends (DEADLINE_EXCEEDED).")
+    max_streams: int = Field(1024, ge=1, description="Concurrent streams at most; beyond: RESOURCE_EXHAUSTED.")
+
     # --- policies ------------------------------------------------------------------------------
     policies: dict[str, PolicyConfig] = Field(
         default_factory=lambda: {"default": PolicyConfig(**default_policy_config())},

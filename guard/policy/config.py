@@ -36,6 +36,41 @@ class FailMode(str, enum.Enum):
     OPEN = "open"  # ALLOW when the model cannot decide
 
 
+class ReleaseMode(str, enum.Enum):
+    HOLD = "hold"  # release text only once a window holding it was scored safe
+    STREAM_FIRST = "stream_first"  # release at once; a later BLOCK tells the client to retract
+
+
+class StreamConfig(BaseModel):
+    """How `CheckStream` scores a growing text: a window of at most `window_tokens` (W) is scored
+    every `stride_tokens` (K) new tokens, or at a sentence end once `sentence_min_tokens` new
+    tokens arrived, and repeats the last `overlap_tokens` (O) tokens of the previous window, so
+    any span of up to O + 1 tokens lies whole in some window. Each token is scored about
+    (K + O) / K times: the cost is linear in the length, whatever the chunk size."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_tokens: int = Field(64, ge=8, le=8192, description="W: most tokens in one stream window.")
+    stride_tokens: int = Field(32, ge=1, description="K: new tokens that trigger a window.")
+    overlap_tokens: int = Field(16, ge=0, description="O: tokens repeated from the previous window.")
+    sentence_min_tokens: int = Field(16, ge=1, description="At a sentence end, score once this many new tokens wait.")
+    release: dict[str, ReleaseMode] = Field(
+        default_factory=lambda: {"user": ReleaseMode.HOLD, "llm": ReleaseMode.HOLD},
+        description="Release mode per source.",
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> "StreamConfig":
+        if self.stride_tokens + self.overlap_tokens > self.window_tokens:
+            raise ValueError("stride_tokens + overlap_tokens must not exceed window_tokens")
+        if set(self.release) - {"user", "llm"}:
+            raise ValueError("release: sources are 'user' and 'llm'")
+        return self
+
+    def release_mode(self, source: str) -> ReleaseMode:
+        return self.release.get(source, ReleaseMode.HOLD)
+
+
 class PolicyConfig(BaseModel):
     """One named, versioned policy.
 
@@ -58,6 +93,7 @@ class PolicyConfig(BaseModel):
     )
     allowlist: list[str] = Field(default_factory=list, description="Regexes that ALLOW a text outright.")
     blocklist: list[str] = Field(default_factory=list, description="Regexes that BLOCK a text outright.")
+    stream: StreamConfig = Field(default_factory=StreamConfig, description="How CheckStream scores and releases text.")
     fail_mode: dict[str, FailMode] = Field(
         default_factory=lambda: {"user": FailMode.CLOSED, "llm": FailMode.CLOSED},
         description="What to decide when the model fails, per source.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from guard.decision import Action, CheckItem, Decision, Source, Timing
 from guard.engine import EngineInfo
 from guard.errors import InvalidInput
+from guard.streaming.session import StreamUpdate
 from guard.v1 import guard_pb2 as pb
 
 _SOURCE_FROM_PB = {pb.SOURCE_UNSPECIFIED: Source.USER, pb.SOURCE_USER: Source.USER, pb.SOURCE_LLM: Source.LLM}
@@ -64,6 +65,23 @@ def decision_to_pb(decision: Decision) -> pb.Decision:
         message.intent.route = decision.intent.route
         message.intent.score = decision.intent.score
     return message
+
+
+def open_from_pb(message: pb.StreamOpen) -> CheckItem:
+    return CheckItem(
+        text="",
+        source=source_from_pb(message.source or pb.SOURCE_LLM, "open.source"),
+        policy=message.policy,
+        tenant=message.tenant,
+        request_id=message.request_id,
+    )
+
+
+def update_to_pb(update: StreamUpdate) -> pb.StreamResponse:
+    response = pb.StreamResponse(released_until=update.released_until, final=update.final)
+    if update.decision is not None:
+        response.decision.CopyFrom(decision_to_pb(update.decision))
+    return response
 
 
 def response_to_pb(decision: Decision, request_id: str) -> pb.CheckResponse:

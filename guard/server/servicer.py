@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 
 from guard.engine import Engine, deadline_after
-from guard.errors import InvalidInput
-from guard.server.convert import info_to_pb, item_from_pb, response_to_pb
-from guard.server.status import maps_errors
+from guard.errors import DeadlineExceeded, InvalidInput
+from guard.server.convert import info_to_pb, item_from_pb, open_from_pb, response_to_pb, update_to_pb
+from guard.server.status import maps_errors, maps_stream_errors
 from guard.v1 import guard_pb2 as pb
 from guard.v1 import guard_pb2_grpc
 
@@ -40,6 +42,37 @@ class GuardServicer(guard_pb2_grpc.GuardServiceServicer):
     async def GetInfo(self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext) -> pb.GetInfoResponse:
         return info_to_pb(self.engine.info())
 
+    @maps_stream_errors
     async def CheckStream(self, request_iterator, context: grpc.aio.ServicerContext):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "CheckStream is not available in this release")
-        yield pb.StreamResponse()  # pragma: no cover - makes this an async generator
+        idle = self.engine.settings.stream_idle_timeout_s
+        messages = aiter(request_iterator)
+        first = await _next(messages, idle)
+        if first is None or first.WhichOneof("kind") != "open":
+            raise InvalidInput("open", "the first message of a stream must be `open`")
+        session = self.engine.open_stream(open_from_pb(first.open), first.open.prompt)
+        try:
+            while True:
+                request = await _next(messages, idle)
+                kind = None if request is None else request.WhichOneof("kind")
+                if kind == "delta":
+                    updates = await session.feed(request.delta)
+                elif kind == "end" or request is None:  # a half-close ends the stream too
+                    updates = await session.finish()
+                else:
+                    raise InvalidInput(kind or "kind", "a stream is opened once; send `delta` or `end`")
+                for update in updates:
+                    yield update_to_pb(update)
+                if updates and updates[-1].final:
+                    return
+        finally:
+            session.close()  # also when the client went away: its state is freed at once
+
+
+async def _next(messages, idle_s: float):
+    """The next client message, None when the client half-closed; DeadlineExceeded when idle."""
+    try:
+        return await asyncio.wait_for(anext(messages), idle_s)
+    except StopAsyncIteration:
+        return None
+    except asyncio.TimeoutError:
+        raise DeadlineExceeded(f"no stream message for {idle_s:g} s (stream_idle_timeout_s)") from None

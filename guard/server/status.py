@@ -52,3 +52,20 @@ def maps_errors(method):
             await context.abort(code, message)
 
     return wrapper
+
+
+def maps_stream_errors(method):
+    """The same for a streaming (async generator) servicer method."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request_iterator, context: grpc.aio.ServicerContext):
+        try:
+            async for response in method(self, request_iterator, context):
+                yield response
+        except Exception as exc:  # noqa: BLE001 - this IS the one place errors become statuses
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            code, message = status_for(exc)
+            await context.abort(code, message)
+
+    return wrapper

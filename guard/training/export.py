@@ -20,6 +20,12 @@ from guard.defaults import MANIFEST, POLICY, WEIGHTS
 from guard.defaults.model import base_dir
 from guard.model import file_sha256
 
+# The prompt-injection head was trained on user inputs. On assistant-style text it fires falsely
+# (0.92 on "Thanks for reaching out, I am happy to help with that."), so the default policy does
+# not act on it for LLM output; a policy can set thresholds for source llm to do so.
+POLICY_REVISION = 2  # bump when the policy written here changes for the same weights
+LLM_OUTPUT_OVERRIDES = {"llm": {"prompt_injection": {"flag": None, "block": None}}}
+
 
 def trained_parameter_names(model, trainable_layers: int) -> list[str]:
     n = model.config.num_hidden_layers
@@ -46,9 +52,10 @@ def export_default(model_dir: Path, report_dir: Path, name: str = "guard-default
         "training": {k: meta[k] for k in ("trainable_layers", "epochs", "seed", "corpora", "examples", "max_tokens")},
     }, indent=2) + "\n")
     policy = {
-        "version": f"{name}-{release}",
+        "version": f"{name}-{release}-p{POLICY_REVISION}",
         "description": "Thresholds picked on the validation splits by `guard eval` (flag: F1; block: >= 90% precision).",
         "categories": report["thresholds"],
+        "sources": LLM_OUTPUT_OVERRIDES,
     }
     POLICY.write_text(yaml.safe_dump(policy, sort_keys=False))
     print(f"wrote {WEIGHTS} ({WEIGHTS.stat().st_size / 1e6:.1f} MB), {MANIFEST.name}, {POLICY.name}")

@@ -78,8 +78,16 @@ class GuardServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CheckStream(self, request_iterator, context):
-        """Supervise LLM output as it is generated. Declared for clients to code against; the server
-        answers UNIMPLEMENTED until stream supervision is enabled in a later release.
+        """Supervise LLM output as it is generated. Send `open` first, then the text as `delta`s of any
+        size, then `end` (a half-close also ends it). The server scores a window every few tokens
+        (the policy's `stream` settings: window W, stride K, overlap O), so the work is linear in the
+        text whatever the delta size, and answers with how far the text may be shown. In `hold` mode
+        (default) `released_until` only covers text a safe window has seen; in `stream_first` mode it
+        covers all text received, and a BLOCK means: retract what follows `released_until`. A BLOCK
+        ends the stream with a final response carrying the decision; a FLAG is reported once and the
+        stream goes on. Errors: INVALID_ARGUMENT (no `open` first, a second `open`, unknown policy,
+        stream over `stream_max_chars`), DEADLINE_EXCEEDED (no message for `stream_idle_timeout_s`),
+        RESOURCE_EXHAUSTED (`max_streams` open, or the queue is full), UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

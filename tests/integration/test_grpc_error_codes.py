@@ -98,11 +98,26 @@ async def test_unexpected_error_is_internal_with_a_generic_message(srv, monkeypa
     assert await status_of(srv.stub.GetInfo(pb.GetInfoRequest())) == (grpc.StatusCode.INTERNAL, "internal error")
 
 
-async def test_check_stream_is_declared_but_unimplemented(srv):
+async def test_a_stream_that_does_not_open_first_is_invalid_argument(srv):
     call = srv.stub.CheckStream(iter([pb.StreamRequest(delta="x")]))
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await call.read()
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_model_failure_on_a_stream_window_blocks_it_degraded(srv):
+    srv.classifier.fail_next = 1
+
+    async def requests():
+        yield pb.StreamRequest(open=pb.StreamOpen(source=pb.SOURCE_LLM))
+        yield pb.StreamRequest(delta="a few words that will reach the model")
+        yield pb.StreamRequest(end=True)
+
+    responses = [r async for r in srv.stub.CheckStream(requests())]
+    final = responses[-1]
+    assert final.final and final.decision.action == pb.ACTION_BLOCK
+    assert final.decision.degraded and final.decision.rule == "fail_closed"
+    assert final.released_until == 0
 
 
 async def test_before_the_model_is_ready_calls_are_unavailable_and_health_not_serving(tiny_model_dir):

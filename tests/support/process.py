@@ -26,8 +26,10 @@ def guard_env(**settings) -> dict[str, str]:
 
 
 def start_guard_serve(model_dir, port: int, **settings) -> subprocess.Popen:
+    """`guard serve` as a real process (model_dir None = the default model)."""
+    model = ["--model", str(model_dir)] if model_dir is not None else []
     return subprocess.Popen(
-        [sys.executable, "-m", "guard", "serve", "--model", str(model_dir), "--port", str(port)],
+        [sys.executable, "-m", "guard", "serve", *model, "--port", str(port)],
         env=guard_env(**settings),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -45,7 +45,8 @@ async def running_server(model_dir, start_engine: bool = True, **settings_overri
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    classifier = RecordingClassifier.load(model_dir, max_window_tokens=settings.max_window_tokens)
+    # model_dir None: the embedded default model (real safety judgements), loaded by the engine
+    classifier = None if model_dir is None else RecordingClassifier.load(model_dir, max_window_tokens=settings.max_window_tokens)
     engine = Engine(settings, classifier, tracer=provider.get_tracer("guard"))
     server = GuardServer(settings, engine, tracer_provider=provider)
     if start_engine:
@@ -57,6 +58,7 @@ async def running_server(model_dir, start_engine: bool = True, **settings_overri
     try:
         yield RunningServer(server, engine, classifier, channel, guard_pb2_grpc.GuardServiceStub(channel), exporter, address)
     finally:
-        classifier.gate.set()
+        if classifier is not None:
+            classifier.gate.set()
         await channel.close()
         await server.stop(grace=1)

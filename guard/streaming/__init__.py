@@ -1,0 +1,1 @@
+"""Supervising LLM output as it streams: incremental tokens, windows, release, sessions."""
