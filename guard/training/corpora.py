@@ -86,3 +86,20 @@ def own_examples(split: str, path: Path = OWN_DATA) -> list[Example]:
                     Example(row["text"], frozenset(row["labels"]), "guard", split, tuple(row.get("tags", ())))
                 )
     return examples
+
+
+def in_context(examples: list[Example], rng, share: float = 0.35) -> list[Example]:
+    """Copies of a `share` of `examples` with benign own-set text before them (and sometimes
+    after), labels kept: an unsafe sentence stays unsafe inside benign text (stream windows, long
+    messages), and benign text stays benign when joined. The context comes from the same split."""
+    benign = [e.text for e in examples if not e.labels and e.corpus == "guard"]
+    if not benign:
+        return []
+    out = []
+    for e in examples:
+        if rng.random() >= share:
+            continue
+        after = rng.choice(benign) if rng.random() < 0.3 else ""
+        text = " ".join(t for t in (rng.choice(benign), e.text, after) if t)
+        out.append(Example(text, e.labels, e.corpus, e.split, (*e.tags, "in_context")))
+    return out

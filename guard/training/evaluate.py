@@ -4,13 +4,14 @@ thresholds picked on the validation splits, false positives on hard negatives, P
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from guard.model import Classifier
-from guard.training.corpora import CATEGORIES, INJECTION, Example, injection_examples, own_examples
+from guard.training.corpora import CATEGORIES, INJECTION, Example, in_context, injection_examples, own_examples
 from guard.training.train import label_matrix
 
 BLOCK_PRECISION = 0.90  # the BLOCK threshold is the lowest one reaching this validation precision
@@ -66,7 +67,10 @@ def category_report(category: str, dataset: str, y: np.ndarray, p: np.ndarray, t
 
 
 def _dataset(name: str, split: str, limit: int | None = None) -> list[Example]:
-    examples = own_examples(split) if name == "guard" else injection_examples(split, corpus=name)
+    if name == "guard-context":  # every own example inside benign text from the same split
+        examples = in_context(own_examples(split), random.Random(f"context-{split}"), share=1.0)
+    else:
+        examples = own_examples(split) if name == "guard" else injection_examples(split, corpus=name)
     return examples[:: max(1, len(examples) // limit)][:limit] if limit else examples
 
 
@@ -79,7 +83,8 @@ def load_for_eval(model: str | Path) -> Classifier:
 
 
 def evaluate(
-    model: str | Path, out_dir: Path, datasets=("guard", "s-labs", "neuralchemy"), limit: int | None = None, log=print
+    model: str | Path, out_dir: Path, datasets=("guard", "guard-context", "s-labs", "neuralchemy"),
+    limit: int | None = None, log=print
 ) -> dict:
     """`model` is a model folder or "default". `limit` caps examples per dataset and split (tests)."""
     classifier = load_for_eval(model)
@@ -103,7 +108,7 @@ def evaluate(
     for dataset in datasets:
         test = _dataset(dataset, "test", limit)
         scores, y_all = classifier.score_matrix([e.text for e in test]), label_matrix(test)
-        categories = CATEGORIES if dataset == "guard" else (INJECTION,)
+        categories = CATEGORIES if dataset.startswith("guard") else (INJECTION,)
         for category in categories:
             j = CATEGORIES.index(category)
             reports.append(category_report(category, dataset, y_all[:, j], scores[:, col[category]], thresholds[category]["flag"]))
@@ -118,6 +123,7 @@ def evaluate(
         "thresholds": thresholds,
         "reports": [asdict(r) for r in reports],
         "macro_f1_own_categories": float(np.mean([r.f1 for r in own])) if own else None,
+        "macro_f1_own_categories_in_context": _macro_f1(reports, "guard-context"),
         "prompt_injection_f1_s_labs": next((r.f1 for r in reports if r.dataset == "s-labs"), None),
         "hard_negative_false_positive_rate": hard_fpr,
         "hard_negative_false_positive_rate_validation": val_hard_fpr,
@@ -130,6 +136,11 @@ def evaluate(
     return summary
 
 
+def _macro_f1(reports: list[CategoryReport], dataset: str) -> float | None:
+    rows = [r.f1 for r in reports if r.dataset == dataset and r.category != INJECTION]
+    return float(np.mean(rows)) if rows else None
+
+
 def markdown(summary: dict) -> str:
     lines = [f"model `{summary['model']}`", "", "| category | test set | n | pos | precision | recall | F1 | ROC-AUC | threshold |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -138,6 +149,9 @@ def markdown(summary: dict) -> str:
                      f"{r['recall']:.3f} | {r['f1']:.3f} | {r['roc_auc']:.3f} | {r['threshold']:.3f} |")
     lines += ["", f"macro-F1 over the six non-injection categories (guard test split): {summary['macro_f1_own_categories']:.3f}"
               if summary["macro_f1_own_categories"] is not None else ""]
+    if summary.get("macro_f1_own_categories_in_context") is not None:
+        lines.append(f"macro-F1, the same examples inside benign text (guard-context): "
+                     f"{summary['macro_f1_own_categories_in_context']:.3f}")
     if summary["prompt_injection_f1_s_labs"] is not None:
         lines.append(f"prompt_injection F1 on the s-labs test split: {summary['prompt_injection_f1_s_labs']:.3f}")
     if summary["hard_negative_false_positive_rate"] is not None:

