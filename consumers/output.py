@@ -35,8 +35,11 @@ class OutputCounts:
 
 
 class OutputStage:
-    def __init__(self, producer: KafkaProducer, topics: Topics, exactly_once: bool) -> None:
+    def __init__(self, producer: KafkaProducer, topics: Topics, exactly_once: bool, metrics=None) -> None:
+        """`metrics` (a `guard.metrics.Metrics`) counts records and batches once their output is
+        acknowledged."""
         self.producer = producer
+        self.metrics = metrics
         self.topics = topics
         self.exactly_once = exactly_once
         self.committable: queue.SimpleQueue = queue.SimpleQueue()  # offsets, for the consumer thread
@@ -127,3 +130,8 @@ class OutputStage:
         c.decisions += len(decisions)
         c.blocked += sum(d.action is Action.BLOCK for d in decisions)
         c.flagged += sum(d.action is Action.FLAG for d in decisions)
+        if self.metrics is not None:
+            self.metrics.kafka_batches.inc()
+            for e in batch.entries:
+                outcome = "decided" if e.message is not None else "dead_lettered"
+                self.metrics.kafka_records.labels(e.record.topic, outcome).inc()

@@ -68,6 +68,8 @@ class KafkaRunner:
         self._started = time.monotonic()
         self._output: OutputStage | None = None
         self._consumer: KafkaConsumer | None = None
+        self._next_offset: dict = {}  # TopicPartition -> offset after the last record read
+        self.on_stop = lambda: None  # called by stop(): the health port reports NOT_SERVING
 
     @property
     def counts(self) -> OutputCounts:
@@ -76,6 +78,7 @@ class KafkaRunner:
     def stop(self) -> None:
         """Ask `run` to finish the in-flight batches, commit and leave the group (signal-safe)."""
         self._stop.set()
+        self.on_stop()
 
     # --- the consumer thread -------------------------------------------------------------------
     def run(self) -> None:
@@ -83,7 +86,7 @@ class KafkaRunner:
         producer = build_producer(self.settings)
         if self.exactly_once:
             producer.init_transactions()
-        self._output = OutputStage(producer, self.topics, self.exactly_once)
+        self._output = OutputStage(producer, self.topics, self.exactly_once, self.engine.metrics)
         bridge = EngineBridge(self.engine)
         self._consumer = consumer = build_consumer(self.settings)
         consumer.subscribe(self.settings.kafka_topics, listener=_Rebalance(self))
@@ -107,7 +110,25 @@ class KafkaRunner:
             polled = consumer.poll(timeout_ms=_POLL_MS)
             self._commit_released(consumer)
             if polled:
+                for tp, records in polled.items():
+                    self._next_offset[tp] = records[-1].offset + 1
                 self._submit(consumer, bridge, [r for records in polled.values() for r in records])
+            self._report_lag(consumer)
+
+    def _report_lag(self, consumer: KafkaConsumer) -> None:
+        """`guard_kafka_consumer_lag`: high watermark (from the last fetch) - next offset to read."""
+        for tp in self.partitions:
+            high, position = consumer.highwater(tp), self._next_offset.get(tp)
+            if high is not None and position is not None:
+                self.engine.metrics.kafka_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
+
+    def _forget_partitions(self, partitions) -> None:
+        for tp in partitions:
+            self._next_offset.pop(tp, None)
+            try:
+                self.engine.metrics.kafka_lag.remove(tp.topic, str(tp.partition))
+            except KeyError:
+                pass
 
     def _backpressure(self, consumer: KafkaConsumer) -> None:
         """Pause every assigned partition while enough batches are in flight; resume after."""
@@ -215,6 +236,7 @@ class _Rebalance(AsyncConsumerRebalanceListener):
         self.runner.partitions = frozenset()
         if revoked:
             await self.runner._drain_before_revoke()
+            self.runner._forget_partitions(revoked)
             log.info("partitions revoked: %s", _names(revoked))
 
     async def on_partitions_assigned(self, assigned) -> None:

@@ -5,27 +5,37 @@ Callers on any thread (the gRPC event loop, the Kafka consumer) `submit` texts a
 forms a batch under a padded-token budget from texts of similar length (the oldest waiting text
 always goes in, so nothing starves), and runs the forward pass under `torch.inference_mode()`.
 Texts whose caller cancelled, or whose deadline passed, are dropped before the forward pass.
+
+Each model batch is a `guard.batch` span (its own trace) linked to the decision spans it served,
+and feeds the batch, queue, tokenizer and inference metrics.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
 import numpy as np
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanContext, Tracer
 
 from guard.decision import Timing
 from guard.errors import DeadlineExceeded, ModelFailure, NotReady, Overloaded
+from guard.metrics import Metrics
 from guard.model import Classifier
 from guard.packing import plan_micro_batches
 from guard.routing import pool_windows
 
 log = logging.getLogger(__name__)
+
+BATCH_SPAN = "guard.batch"
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,7 @@ class Scored:
     scores: dict[str, float]
     timing: Timing
     embedding: np.ndarray | None = None  # the text's sentence embedding, when routing is on
+    batch: SpanContext | None = None  # the `guard.batch` span that scored it
 
 
 @dataclass(eq=False)
@@ -42,6 +53,7 @@ class _Job:
     text: str
     future: Future
     deadline: float | None  # time.monotonic() seconds
+    link: SpanContext | None = None  # the decision span this job serves
     enqueued: float = field(default_factory=time.monotonic)
     windows: list[list[int]] = field(default_factory=list)
     longest: int = 0
@@ -60,11 +72,15 @@ class Batcher:
         max_wait_ms: float = 0.0,
         queue_size: int = 1024,
         embedder: Callable[[list[list[int]]], np.ndarray] | None = None,
+        metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         """`embedder` gives sentence embeddings of windows for a classifier whose own pass
         gives none (a separate pass); None = only what `classifier.infer` returns."""
         self.classifier = classifier
         self.embedder = embedder
+        self.metrics = metrics or Metrics()
+        self.tracer = tracer or trace.get_tracer("guard")
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
@@ -101,20 +117,26 @@ class Batcher:
         return self._outstanding
 
     # --- submitting ----------------------------------------------------------------------------
-    def submit(self, texts: list[str], deadline: float | None = None) -> list[Future]:
-        """Queue texts (all or none); raises `Overloaded` when the queue cannot take them all."""
+    def submit(
+        self, texts: list[str], deadline: float | None = None, links: list[SpanContext] | None = None
+    ) -> list[Future]:
+        """Queue texts (all or none); raises `Overloaded` when the queue cannot take them all.
+        `links[i]` is the span the batch that scores `texts[i]` links to."""
         with self._cond:
             if not self._accepting:
                 raise NotReady("the model is not serving")
             if self._outstanding + len(texts) > self.queue_size:
                 raise Overloaded(f"queue full ({self.queue_size} texts waiting); retry later")
-            jobs = [_Job(text, Future(), deadline) for text in texts]
+            links = links or [None] * len(texts)
+            jobs = [_Job(text, Future(), deadline, link) for text, link in zip(texts, links)]
             self._intake.extend(jobs)
             self._outstanding += len(jobs)
             self._cond.notify()
         return [job.future for job in jobs]
 
-    def submit_windows(self, windows: list[list[int]], deadline: float | None = None) -> list[Future]:
+    def submit_windows(
+        self, windows: list[list[int]], deadline: float | None = None, links: list[SpanContext] | None = None
+    ) -> list[Future]:
         """Queue already tokenized windows (special tokens included), one job each: stream
         supervision scores its own windows and shares the batches with everything else."""
         with self._cond:
@@ -122,7 +144,8 @@ class Batcher:
                 raise NotReady("the model is not serving")
             if self._outstanding + len(windows) > self.queue_size:
                 raise Overloaded(f"queue full ({self.queue_size} texts waiting); retry later")
-            jobs = [_Job("", Future(), deadline, windows=[w], longest=len(w)) for w in windows]
+            links = links or [None] * len(windows)
+            jobs = [_Job("", Future(), deadline, link, windows=[w], longest=len(w)) for w, link in zip(windows, links)]
             self._intake.extend(jobs)
             self._outstanding += len(jobs)
             self._cond.notify()
@@ -166,6 +189,7 @@ class Batcher:
             self._finish(texts, error=ModelFailure("tokenizer failed"))
             return [job for job in jobs if job.windows]
         elapsed_ms = (time.perf_counter() - start) * 1000.0
+        self.metrics.tokenize_seconds.observe(elapsed_ms / 1000.0)
         for job, windows in zip(texts, encoded):
             job.windows = windows
             job.longest = max(len(w) for w in windows)
@@ -178,15 +202,19 @@ class Batcher:
         keep, dropped = [], []
         for job in pending:
             if job.future.cancelled():
+                self.metrics.rejected.labels("cancelled").inc()
                 dropped.append(job)
             elif job.expired(now):
-                job.future.set_exception(DeadlineExceeded("deadline passed while queued"))
                 dropped.append(job)
             else:
                 keep.append(job)
         if dropped:
             self.dropped += len(dropped)
             self._release(len(dropped))
+            for job in dropped:
+                if not job.future.cancelled():
+                    with contextlib.suppress(InvalidStateError):  # the caller cancelled just now
+                        job.future.set_exception(DeadlineExceeded("deadline passed while queued"))
         return keep
 
     def _should_wait(self, pending: list[_Job]) -> bool:
@@ -215,20 +243,29 @@ class Batcher:
         runnable = [job for job in batch if job.future.set_running_or_notify_cancel()]
         if len(runnable) < len(batch):
             self.dropped += len(batch) - len(runnable)
+            self.metrics.rejected.labels("cancelled").inc(len(batch) - len(runnable))
             self._release(len(batch) - len(runnable))
         if not runnable:
             return
         windows = [w for job in runnable for w in job.windows]
+        span = self._batch_span(runnable, started)
         t0 = time.perf_counter()
         try:
-            probs, embeddings = self._forward(windows)
-        except Exception:
+            probs, embeddings, padded = self._forward(windows)
+        except Exception as exc:
             log.exception("model forward failed on a batch of %d windows", len(windows))
+            self.metrics.model_failures.inc()
+            span.set_status(trace.Status(trace.StatusCode.ERROR, "the model failed while scoring"))
+            span.set_attribute("error.type", type(exc).__name__)
+            span.end()
             self._finish(runnable, error=ModelFailure("the model failed while scoring"))
             return
         inference_ms = (time.perf_counter() - t0) * 1000.0
         self.batches += 1
         done = time.monotonic()
+        self._record_batch(span, runnable, windows, padded, started, inference_ms)
+        batch_context = span.get_span_context()
+        results = []
         row = 0
         for job in runnable:
             rows = probs[row : row + len(job.windows)]
@@ -241,13 +278,44 @@ class Batcher:
                 batch_size=len(runnable),
             )
             embedding = None if embeddings is None else pool_windows(embeddings[row - len(job.windows) : row])
-            job.future.set_result(Scored(self.classifier.scores_by_label(rows), timing, embedding))
+            self.metrics.queue_seconds.observe(timing.queue_ms / 1000.0)
+            results.append(Scored(self.classifier.scores_by_label(rows), timing, embedding, batch_context))
+        # free the queue slots before waking the callers: a caller's next submit must find them free
         self._release(len(runnable))
+        for job, result in zip(runnable, results):
+            job.future.set_result(result)
 
-    def _forward(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray | None]:
+    def _batch_span(self, jobs: list[_Job], started: float):
+        """The batch's span: a root of its own trace, linked to every decision span it serves
+        (one batch serves many traces, so it cannot be a child of one)."""
+        links = [Link(job.link) for job in jobs if job.link is not None and job.link.is_valid]
+        start_ns = time.time_ns() - int((time.monotonic() - started) * 1e9)
+        return self.tracer.start_span(BATCH_SPAN, context=Context(), links=links, start_time=start_ns)
+
+    def _record_batch(self, span, jobs: list[_Job], windows: list[list[int]], padded: int, started: float,
+                      inference_ms: float) -> None:
+        queue_ms = [max(0.0, (started - job.enqueued) * 1000.0 - job.tokenize_ms) for job in jobs]
+        self.metrics.batch_size.observe(len(jobs))
+        self.metrics.batch_tokens.observe(padded)
+        self.metrics.inference_seconds.observe(inference_ms / 1000.0)
+        if span.is_recording():
+            span.set_attributes({
+                "guard.batch.size": len(jobs),
+                "guard.batch.windows": len(windows),
+                "guard.batch.tokens": sum(len(w) for w in windows),
+                "guard.batch.padded_tokens": padded,
+                "guard.batch.queue_ms.max": round(max(queue_ms), 3),
+                "guard.batch.tokenize_ms": round(max(job.tokenize_ms for job in jobs), 3),
+                "guard.batch.inference_ms": round(inference_ms, 3),
+                "guard.device": str(self.classifier.placement.device),
+            })
+        span.end()
+
+    def _forward(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray | None, int]:
         """Score the windows as length-sorted micro-batches, each padded only to its own longest
         window; `plan_micro_batches` picks the split that wastes the least compute. Rows (and
-        embeddings, when there are any) come back in the order of `windows`."""
+        embeddings, when there are any) come back in the order of `windows`, with the padded
+        tokens the forward passes ran over."""
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
         runs = plan_micro_batches(
             [len(windows[i]) for i in order],
@@ -257,8 +325,10 @@ class Batcher:
         )
         probs_out: np.ndarray | None = None
         emb_out: np.ndarray | None = None
+        padded = 0
         for start, end in runs:
             rows = order[start:end]
+            padded += (end - start) * len(windows[rows[-1]])  # each run pads to its longest
             probs, embeddings = self.classifier.infer([windows[i] for i in rows])
             if probs_out is None:
                 probs_out = np.empty((len(windows), probs.shape[1]), dtype=probs.dtype)
@@ -269,14 +339,14 @@ class Batcher:
                 emb_out[rows] = embeddings
         if emb_out is None and self.embedder is not None:
             emb_out = self.embedder(windows)
-        return probs_out, emb_out  # type: ignore[return-value]
+        return probs_out, emb_out, padded  # type: ignore[return-value]
 
     def _finish(self, jobs: list[_Job], error: Exception) -> None:
+        self._release(len(jobs))
         for job in jobs:
             if not job.future.done():
                 if job.future.running() or job.future.set_running_or_notify_cancel():
                     job.future.set_exception(error)
-        self._release(len(jobs))
 
     def _release(self, n: int) -> None:
         with self._cond:

@@ -24,6 +24,14 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="GUARD_DEVICE (default auto)")
 
 
+def _metrics_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-port", type=int, metavar="P",
+        help="serve Prometheus /metrics on this port (GUARD_METRICS_PORT; bind address GUARD_METRICS_HOST, "
+        "default 127.0.0.1; default: no endpoint)",
+    )
+
+
 def _target_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target", metavar="HOST:PORT", help="ask a running guard server instead of loading the model here"
@@ -43,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(serve)
     serve.add_argument("--host", help="bind address (GUARD_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="gRPC port (GUARD_PORT, default 50051; 0 = any free port)")
+    _metrics_arg(serve)
 
     consume = sub.add_parser(
         "consume", help="run a Kafka consumer-group member: read message topics, write decision topics"
@@ -57,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_argument(
         "--delivery", choices=["at_least_once", "exactly_once"], help="GUARD_KAFKA_DELIVERY (default at_least_once)"
     )
+    _metrics_arg(consume)
 
     check = sub.add_parser("check", help="decide on one text and print the decision as JSON")
     check.add_argument("text", help="the text to check")
@@ -98,7 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
     from guard.server.app import serve
     from guard.tracing import configure_tracing
 
-    settings = _settings(args, host=args.host, port=args.port)
+    settings = _settings(args, host=args.host, port=args.port, metrics_port=args.metrics_port)
     logging.getLogger().setLevel(settings.log_level)
     provider = configure_tracing(settings)
     try:
@@ -110,6 +120,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _consume(args: argparse.Namespace) -> int:
     import signal
+    import threading
 
     from consumers.runner import KafkaRunner
     from guard.engine import Engine
@@ -124,6 +135,7 @@ def _consume(args: argparse.Namespace) -> int:
         kafka_group_id=args.group_id,
         kafka_blocked_topic=args.blocked_topic,
         kafka_delivery=args.delivery,
+        metrics_port=args.metrics_port,
     )
     logging.getLogger().setLevel(settings.log_level)
     provider = configure_tracing(settings)
@@ -131,11 +143,25 @@ def _consume(args: argparse.Namespace) -> int:
     runner = KafkaRunner(engine)  # checks the Kafka settings before the model loads
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.stop())
+    if settings.metrics_port is not None:
+        engine.metrics.serve(settings.metrics_port, settings.metrics_host)
+    health = None
+    if settings.health_port is not None:
+        from guard.health_port import HealthPort
+
+        health = HealthPort(settings.health_host, settings.health_port)
     engine.start()
+    if health is not None:  # SERVING from the model load until a stop signal
+        health.set_serving(True)
+        # from a signal handler: a thread, so the handler never waits on the servicer's lock
+        runner.on_stop = lambda: threading.Thread(target=health.set_serving, args=(False,), daemon=True).start()
     try:
         runner.run()
     finally:
         engine.stop(settings.grace_period_s)
+        engine.metrics.close()
+        if health is not None:
+            health.stop()
         provider.shutdown()
     return 0
 

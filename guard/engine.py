@@ -17,7 +17,8 @@ from opentelemetry.trace import Tracer
 from guard import __version__
 from guard.batcher import Batcher, Scored
 from guard.decision import CheckItem, Decision, Source
-from guard.errors import DeadlineExceeded, InvalidInput, ModelFailure, NotReady, Overloaded
+from guard.errors import DeadlineExceeded, GuardError, InvalidInput, ModelFailure, NotReady, Overloaded
+from guard.metrics import Metrics
 from guard.model import Classifier, set_cpu_threads
 from guard.policy import Policy, PolicySet
 from guard.settings import Settings
@@ -61,7 +62,11 @@ class Engine:
     loop; until then every check answers `NotReady`."""
 
     def __init__(
-        self, settings: Settings, classifier: Classifier | None = None, tracer: Tracer | None = None
+        self,
+        settings: Settings,
+        classifier: Classifier | None = None,
+        tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.classifier = classifier
@@ -72,6 +77,9 @@ class Engine:
         self.content_chars = settings.trace_content_max_chars if settings.trace_content else None
         self.streams = 0  # open CheckStream sessions
         self.ready = False
+        self.metrics = metrics or Metrics()
+        self.metrics.track_queue_depth(lambda: self.batcher.depth if self.batcher else 0)
+        self.metrics.track_streams(lambda: self.streams)
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -90,9 +98,12 @@ class Engine:
             max_wait_ms=self.settings.max_wait_ms,
             queue_size=self.settings.queue_size,
             embedder=embedder,
+            metrics=self.metrics,
+            tracer=self.tracer,
         )
         self.batcher.start()
         self.ready = True
+        self.metrics.ready.set(1)
 
     def _start_routing(self):
         """Build the router. A classifier that gives embeddings in its own pass (the default
@@ -115,6 +126,7 @@ class Engine:
     def stop(self, timeout: float | None = None) -> bool:
         """Stop accepting and finish what was accepted."""
         self.ready = False
+        self.metrics.ready.set(0)
         return self.batcher.stop(timeout) if self.batcher else True
 
     def _require_ready(self) -> None:
@@ -178,35 +190,45 @@ class Engine:
         deadline: float | None = None,
         batch_field: str | None = "requests",
         parents: Sequence[Context | None] | None = None,
+        transport: str = "grpc",
     ) -> list[Decision]:
         """Decide on every item, in order. `deadline` is a `time.monotonic()` instant.
 
         Errors name the offending field (`requests[3].text` when `batch_field` is set). Each
         decision span is a child of the current span, or of `parents[i]` when given (the Kafka
-        runner's per-record `process` spans)."""
-        self._require_ready()
-        policies = [
-            self.validate(item, f"{batch_field}[{i}]." if batch_field else "") for i, item in enumerate(items)
-        ]
+        runner's per-record `process` spans). `transport` labels the metrics."""
+        arrived = time.monotonic()
+        try:
+            self._require_ready()
+            policies = [
+                self.validate(item, f"{batch_field}[{i}]." if batch_field else "") for i, item in enumerate(items)
+            ]
+        except GuardError as exc:
+            self.metrics.rejected.labels(exc.kind).inc(len(items))
+            raise
         contexts = parents if parents is not None else [None] * len(items)
         spans = [self.tracer.start_span(GUARDRAIL_SPAN, context=parent) for parent in contexts]
         try:
-            decisions = await self._decide(items, policies, deadline)
+            decisions = await self._decide(items, policies, deadline, spans)
         except BaseException as exc:
+            self.metrics.rejected.labels(getattr(exc, "kind", "internal")).inc(len(items))
             for span in spans:
                 record_failure(span, exc)
                 span.end()
             raise
         out = []
+        elapsed = time.monotonic() - arrived
         for item, decision, span in zip(items, decisions, spans):
             decision = dataclasses.replace(decision, trace_id=trace_id_of(span))
             record_decision(span, item, decision, self.content_chars)
             span.end()
+            self.metrics.decision(decision, item.source.value, transport)
+            self.metrics.decision_seconds.labels(transport).observe(elapsed)
             out.append(decision)
         return out
 
     async def _decide(
-        self, items: Sequence[CheckItem], policies: list[Policy], deadline: float | None
+        self, items: Sequence[CheckItem], policies: list[Policy], deadline: float | None, spans: list
     ) -> list[Decision]:
         decisions: list[Decision | None] = []
         to_score: list[int] = []
@@ -216,9 +238,12 @@ class Engine:
             if match is None:
                 to_score.append(i)
         if to_score:
-            futures = self.batcher.submit([items[i].text for i in to_score], deadline)
+            links = [spans[i].get_span_context() for i in to_score]
+            futures = self.batcher.submit([items[i].text for i in to_score], deadline, links)
             results = await asyncio.gather(*(_settle(f) for f in futures))
             for i, result in zip(to_score, results):
+                if isinstance(result, Scored) and result.batch is not None:
+                    spans[i].add_link(result.batch)
                 decisions[i] = self._decision_from(items[i], policies[i], result)
         return decisions  # type: ignore[return-value]
 
@@ -244,6 +269,7 @@ class Engine:
         if len(prompt) > self.settings.max_text_chars:
             raise InvalidInput(prefix + "prompt", f"is {len(prompt)} characters; the limit is {self.settings.max_text_chars}", reason="text_too_long")
         if self.streams >= self.settings.max_streams:
+            self.metrics.rejected.labels(Overloaded.kind).inc()
             raise Overloaded(f"{self.settings.max_streams} streams are open; retry later")
         self.streams += 1
         session = StreamSession(self, item, policy, prompt_chars=len(prompt))
@@ -253,10 +279,13 @@ class Engine:
     def _stream_closed(self) -> None:
         self.streams -= 1
 
-    async def score_windows(self, windows: list[list[int]]) -> list[Scored | BaseException]:
-        """Scores of already tokenized windows (special tokens added here), through the batcher."""
+    async def score_windows(self, windows: list[list[int]], link=None) -> list[Scored | BaseException]:
+        """Scores of already tokenized windows (special tokens added here), through the batcher;
+        the batches link to the span context `link` (the stream's span)."""
         self._require_ready()
-        futures = self.batcher.submit_windows([self.classifier.wrap(w) for w in windows])
+        self.metrics.stream_windows.inc(len(windows))
+        links = [link] * len(windows) if link is not None else None
+        futures = self.batcher.submit_windows([self.classifier.wrap(w) for w in windows], links=links)
         return await asyncio.gather(*(_settle(f) for f in futures))
 
 

@@ -36,6 +36,17 @@ class Settings(BaseSettings, KafkaSettings):
     host: str = Field("127.0.0.1", description="Address the gRPC server binds to.")
     port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free port).")
     grace_period_s: float = Field(10.0, ge=0, description="On SIGTERM, how long in-flight calls may finish.")
+    tls_cert_file: Path | None = Field(None, description="PEM server certificate (chain); set with tls_key_file to serve TLS.")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)."
+    )
+    health_port: int | None = Field(
+        None, ge=0, le=65535,
+        description="Also serve grpc.health.v1 alone, in plaintext, on this port: kubelet gRPC probes "
+        "(with TLS on, and for `guard consume`, which has no other gRPC port).",
+    )
+    health_host: str = Field("0.0.0.0", description="Address the health port binds to (kubelet probes reach the pod IP).")
 
     # --- model ---------------------------------------------------------------------------------
     model: Path | None = Field(None, description="Hugging Face classifier folder; unset = the embedded default model.")
@@ -86,7 +97,7 @@ class Settings(BaseSettings, KafkaSettings):
         description="Below this best similarity a message routes to `none`.",
     )
 
-    # --- tracing and logs ----------------------------------------------------------------------
+    # --- tracing, metrics and logs -----------------------------------------------------------
     trace_exporter: Literal["none", "console", "otlp_grpc", "otlp_http"] = Field(
         "none", description="Where spans go; OTLP honours the standard OTEL_EXPORTER_OTLP_* variables."
     )
@@ -94,6 +105,10 @@ class Settings(BaseSettings, KafkaSettings):
     trace_content_max_chars: int = Field(200, ge=0, description="Characters of raw text kept when opted in.")
     trace_sample_ratio: float = Field(1.0, ge=0, le=1, description="Share of new traces sampled.")
     service_name: str = Field("guard", description="OpenTelemetry service.name.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve Prometheus `/metrics` on this port (0 picks one); unset = off."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
     @model_validator(mode="after")
@@ -105,6 +120,14 @@ class Settings(BaseSettings, KafkaSettings):
                 raise ValueError(f"tenant_policies.{tenant}: unknown policy {name!r}")
         if "none" in self.routes:
             raise ValueError("routes: 'none' is the fallback route and cannot be configured")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file: set both to serve TLS, or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file: mutual TLS needs tls_cert_file and tls_key_file too")
+        for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: {path} is not a readable file")
         if self.window_overlap_tokens >= self.max_window_tokens // 2:
             raise ValueError("window_overlap_tokens must be below half of max_window_tokens")
         return self

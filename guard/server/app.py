@@ -49,7 +49,20 @@ class GuardServer:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
-        self.port = self.server.add_insecure_port(f"{settings.host}:{settings.port}")
+        address = f"{settings.host}:{settings.port}"
+        credentials = server_credentials(settings)
+        if credentials is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            self.port = self.server.add_secure_port(address, credentials)
+        self.health_server: grpc.aio.Server | None = None
+        self.health_port: int | None = None
+        if settings.health_port is not None:
+            # kubelet's gRPC probes speak plaintext only: health alone on its own port
+            self.health_server = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            self.health_port = self.health_server.add_insecure_port(f"{settings.health_host}:{settings.health_port}")
+        self.metrics_port: int | None = None  # bound once listening, when settings.metrics_port is set
 
     async def _set_health(self, status: int) -> None:
         for name in ("", SERVICE_NAME):
@@ -58,8 +71,13 @@ class GuardServer:
     async def listen(self) -> None:
         """Accept calls and answer health checks NOT_SERVING (checks get UNAVAILABLE)."""
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.settings.metrics_port is not None:
+            self.metrics_port = self.engine.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
         await self.server.start()
-        log.info("gRPC listening on %s:%d", self.settings.host, self.port)
+        if self.health_server is not None:
+            await self.health_server.start()
+        log.info("gRPC listening on %s:%d (%s)", self.settings.host, self.port,
+                 "mutual TLS" if self.settings.tls_client_ca_file else "TLS" if self.settings.tls_cert_file else "plaintext")
 
     async def start(self) -> None:
         """Listen, load and warm the model off the event loop, then report SERVING."""
@@ -74,8 +92,21 @@ class GuardServer:
         grace = self.settings.grace_period_s if grace is None else grace
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
         await asyncio.get_running_loop().run_in_executor(None, self.engine.stop, grace)
+        self.engine.metrics.close()
         log.info("stopped")
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the configured PEM files (None = plaintext); with a client CA, clients
+    must present a certificate it signed."""
+    if settings.tls_cert_file is None:
+        return None
+    key, cert = settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes()
+    ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
 
 
 async def serve(settings: Settings, engine: Engine) -> None:

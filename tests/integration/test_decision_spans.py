@@ -89,3 +89,33 @@ async def test_health_checks_are_not_traced(tiny_model_dir):
         srv.spans.clear()
         await health_pb2_grpc.HealthStub(srv.channel).Check(health_pb2.HealthCheckRequest())
         assert srv.spans.get_finished_spans() == ()
+
+
+async def test_each_model_batch_is_a_span_linked_to_the_decisions_it_served(tiny_model_dir):
+    async with running_server(tiny_model_dir) as srv:
+        requests = [pb.CheckRequest(text=f"item number {i}") for i in range(3)]
+        await srv.stub.CheckBatch(pb.CheckBatchRequest(requests=requests), metadata=traceparent())
+        spans = srv.spans.get_finished_spans()
+    decisions = [s for s in spans if s.name == "apply_guardrail"]
+    batches = [s for s in spans if s.name == "guard.batch"]
+    assert len(decisions) == 3 and batches
+    linked = {link.context.span_id for b in batches for link in b.links}
+    assert linked == {d.context.span_id for d in decisions}
+    for decision in decisions:
+        (link,) = decision.links
+        batch = next(b for b in batches if b.context.span_id == link.context.span_id)
+        assert batch.parent is None and batch.context.trace_id != decision.context.trace_id
+    a = batches[0].attributes
+    assert sum(b.attributes["guard.batch.size"] for b in batches) == 3
+    assert a["guard.batch.padded_tokens"] >= a["guard.batch.tokens"] > 0
+    assert a["guard.batch.inference_ms"] > 0 and a["guard.batch.queue_ms.max"] >= 0
+    assert a["guard.device"] == "cpu"
+
+
+async def test_a_failed_batch_span_is_marked_as_an_error(tiny_model_dir):
+    async with running_server(tiny_model_dir) as srv:
+        srv.classifier.fail_next = 1
+        r = await srv.stub.Check(pb.CheckRequest(text="hello"))
+        batch = next(s for s in srv.spans.get_finished_spans() if s.name == "guard.batch")
+    assert r.decision.degraded
+    assert not batch.status.is_ok and batch.attributes["error.type"]

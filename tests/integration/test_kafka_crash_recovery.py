@@ -16,7 +16,8 @@ from guard.settings import load_settings
 from tests.support.kafka import (
     EXTERNAL_BOOTSTRAP, Broker, S3Storage, create_topics, json_value, produce, read_topic, running_consumer, unique,
 )
-from tests.support.process import start_guard_consume
+from tests.support.metrics import scrape_until, value
+from tests.support.process import free_port, start_guard_consume, wait_serving
 from tests.support.server import POLICIES
 
 TOTAL, CHUNK = 600, 20
@@ -109,10 +110,17 @@ def test_sigterm_mid_stream_commits_what_it_finished_and_a_restart_reprocesses_n
     log = (tmp_path / "first.log").read_text()
     assert "consumer stopped" in log
     at_stop = decided(kafka_bootstrap, f"{group}.decisions", 0, settle=0.2)
-    second = start_guard_consume(tiny_model_dir, tmp_path / "second.log", **settings)
+    metrics_port, health_port = free_port(), free_port()
+    second = start_guard_consume(
+        tiny_model_dir, tmp_path / "second.log", args=("--metrics-port", str(metrics_port)),
+        health_port=health_port, health_host="127.0.0.1", **settings
+    )
     try:
+        wait_serving(health_port, second)  # the kubelet probe's view: model loaded, consumer running
         producer.join(60)
         seen = decided(kafka_bootstrap, f"{group}.decisions", TOTAL, settle=2.0)
+        metrics = scrape_until(metrics_port, lambda m: value(m, "guard_kafka_records_total", topic=topic)
+                               >= TOTAL - sum(at_stop.values()))
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
@@ -120,6 +128,11 @@ def test_sigterm_mid_stream_commits_what_it_finished_and_a_restart_reprocesses_n
     assert sum(at_stop.values()) < TOTAL
     assert len(seen) == TOTAL
     assert set(seen.values()) == {1}  # the in-flight batch was finished and committed: nothing twice
+    # the restarted member's /metrics: exactly the records it decided, caught up, model ready
+    assert value(metrics, "guard_kafka_records_total", topic=topic, outcome="decided") == TOTAL - sum(at_stop.values())
+    assert value(metrics, "guard_decisions_total", transport="kafka") == TOTAL - sum(at_stop.values())
+    assert value(metrics, "guard_kafka_batches_total") >= 1 and value(metrics, "guard_ready") == 1
+    assert value(metrics, "guard_kafka_consumer_lag", topic=topic) == 0
 
 
 @pytest.mark.slow

@@ -25,12 +25,15 @@ def guard_env(**settings) -> dict[str, str]:
     return env
 
 
-def start_guard_serve(model_dir, port: int, **settings) -> subprocess.Popen:
-    """`guard serve` as a real process (model_dir None = the default model)."""
+def start_guard_serve(
+    model_dir, port: int, env: dict[str, str] | None = None, args: tuple[str, ...] = (), **settings
+) -> subprocess.Popen:
+    """`guard serve` as a real process (model_dir None = the default model); `env` adds
+    variables that are not guard settings (OTEL_*), `args` extra command-line flags."""
     model = ["--model", str(model_dir)] if model_dir is not None else []
     return subprocess.Popen(
-        [sys.executable, "-m", "guard", "serve", *model, "--port", str(port)],
-        env=guard_env(**settings),
+        [sys.executable, "-m", "guard", "serve", *model, "--port", str(port), *args],
+        env={**guard_env(**settings), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -60,10 +63,10 @@ def run_guard(*args: str, timeout: float = 120, **settings) -> subprocess.Comple
     )
 
 
-def start_guard_consume(model_dir, log_path, **settings) -> subprocess.Popen:
+def start_guard_consume(model_dir, log_path, args: tuple[str, ...] = (), **settings) -> subprocess.Popen:
     """`guard consume` as a real process (model_dir None = the default model); its (verbose) log
-    goes to a file, not a pipe that could fill up."""
-    model = ["--model", str(model_dir)] if model_dir is not None else []
+    goes to a file, not a pipe that could fill up. `args` are extra command-line flags."""
+    model = ["--model", str(model_dir), *args] if model_dir is not None else list(args)
     log = open(log_path, "wb")  # noqa: SIM115 - owned by the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "guard", "consume", *model],
