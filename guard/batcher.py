@@ -122,30 +122,26 @@ class Batcher:
     ) -> list[Future]:
         """Queue texts (all or none); raises `Overloaded` when the queue cannot take them all.
         `links[i]` is the span the batch that scores `texts[i]` links to."""
-        with self._cond:
-            if not self._accepting:
-                raise NotReady("the model is not serving")
-            if self._outstanding + len(texts) > self.queue_size:
-                raise Overloaded(f"queue full ({self.queue_size} texts waiting); retry later")
-            links = links or [None] * len(texts)
-            jobs = [_Job(text, Future(), deadline, link) for text, link in zip(texts, links)]
-            self._intake.extend(jobs)
-            self._outstanding += len(jobs)
-            self._cond.notify()
-        return [job.future for job in jobs]
+        links = links or [None] * len(texts)
+        return self._enqueue([_Job(text, Future(), deadline, link) for text, link in zip(texts, links)])
 
     def submit_windows(
         self, windows: list[list[int]], deadline: float | None = None, links: list[SpanContext] | None = None
     ) -> list[Future]:
         """Queue already tokenized windows (special tokens included), one job each: stream
         supervision scores its own windows and shares the batches with everything else."""
+        links = links or [None] * len(windows)
+        return self._enqueue(
+            [_Job("", Future(), deadline, link, windows=[w], longest=len(w)) for w, link in zip(windows, links)]
+        )
+
+    def _enqueue(self, jobs: list[_Job]) -> list[Future]:
+        """Admit all the jobs or none (the queue bound counts every job not yet answered)."""
         with self._cond:
             if not self._accepting:
                 raise NotReady("the model is not serving")
-            if self._outstanding + len(windows) > self.queue_size:
+            if self._outstanding + len(jobs) > self.queue_size:
                 raise Overloaded(f"queue full ({self.queue_size} texts waiting); retry later")
-            links = links or [None] * len(windows)
-            jobs = [_Job("", Future(), deadline, link, windows=[w], longest=len(w)) for w, link in zip(windows, links)]
             self._intake.extend(jobs)
             self._outstanding += len(jobs)
             self._cond.notify()
