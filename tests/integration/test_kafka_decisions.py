@@ -141,7 +141,8 @@ def test_plain_text_values_are_decided_whole(engine, kafka_bootstrap):
     produce(kafka_bootstrap, topic, [(None, SAFE[1].encode(), []), (None, UNSAFE[1].encode(), [])])
     with running_consumer(engine, kafka_bootstrap, [topic], group, value_format="text"):
         decisions = read_topic(kafka_bootstrap, f"{group}.decisions", 2)
-    actions = [json.loads(d.value)["decision"]["action"] for d in sorted(decisions, key=lambda r: r.offset)]
+    bodies = sorted((json.loads(d.value) for d in decisions), key=lambda b: b["input"]["offset"])  # input order
+    actions = [b["decision"]["action"] for b in bodies]
     assert actions == ["ACTION_ALLOW", "ACTION_BLOCK"]
 
 
