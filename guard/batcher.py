@@ -259,22 +259,24 @@ class Batcher:
         inference_ms = (time.perf_counter() - t0) * 1000.0
         self.batches += 1
         done = time.monotonic()
-        self._record_batch(span, runnable, windows, padded, started, inference_ms)
-        batch_context = span.get_span_context()
-        results = []
-        row = 0
-        for job in runnable:
-            rows = probs[row : row + len(job.windows)]
-            row += len(job.windows)
-            timing = Timing(
+        timings = [
+            Timing(
                 queue_ms=max(0.0, (started - job.enqueued) * 1000.0 - job.tokenize_ms),
                 tokenize_ms=job.tokenize_ms,
                 inference_ms=inference_ms,
                 total_ms=(done - job.enqueued) * 1000.0,
                 batch_size=len(runnable),
             )
+            for job in runnable
+        ]
+        self._record_batch(span, timings, windows, padded)
+        batch_context = span.get_span_context()
+        results = []
+        row = 0
+        for job, timing in zip(runnable, timings):
+            rows = probs[row : row + len(job.windows)]
+            row += len(job.windows)
             embedding = None if embeddings is None else pool_windows(embeddings[row - len(job.windows) : row])
-            self.metrics.queue_seconds.observe(timing.queue_ms / 1000.0)
             results.append(Scored(self.classifier.scores_by_label(rows), timing, embedding, batch_context))
         # free the queue slots before waking the callers: a caller's next submit must find them free
         self._release(len(runnable))
@@ -288,20 +290,22 @@ class Batcher:
         start_ns = time.time_ns() - int((time.monotonic() - started) * 1e9)
         return self.tracer.start_span(BATCH_SPAN, context=Context(), links=links, start_time=start_ns)
 
-    def _record_batch(self, span, jobs: list[_Job], windows: list[list[int]], padded: int, started: float,
-                      inference_ms: float) -> None:
-        queue_ms = [max(0.0, (started - job.enqueued) * 1000.0 - job.tokenize_ms) for job in jobs]
-        self.metrics.batch_size.observe(len(jobs))
+    def _record_batch(self, span, timings: list[Timing], windows: list[list[int]], padded: int) -> None:
+        """The batch's metrics and span attributes, from the texts' timings; ends the span."""
+        for timing in timings:
+            self.metrics.queue_seconds.observe(timing.queue_ms / 1000.0)
+        inference_ms = timings[0].inference_ms
+        self.metrics.batch_size.observe(len(timings))
         self.metrics.batch_tokens.observe(padded)
         self.metrics.inference_seconds.observe(inference_ms / 1000.0)
         if span.is_recording():
             span.set_attributes({
-                "guard.batch.size": len(jobs),
+                "guard.batch.size": len(timings),
                 "guard.batch.windows": len(windows),
                 "guard.batch.tokens": sum(len(w) for w in windows),
                 "guard.batch.padded_tokens": padded,
-                "guard.batch.queue_ms.max": round(max(queue_ms), 3),
-                "guard.batch.tokenize_ms": round(max(job.tokenize_ms for job in jobs), 3),
+                "guard.batch.queue_ms.max": round(max(t.queue_ms for t in timings), 3),
+                "guard.batch.tokenize_ms": round(max(t.tokenize_ms for t in timings), 3),
                 "guard.batch.inference_ms": round(inference_ms, 3),
                 "guard.device": str(self.classifier.placement.device),
             })
