@@ -204,14 +204,14 @@ class Engine:
                 self.validate(item, f"{batch_field}[{i}]." if batch_field else "") for i, item in enumerate(items)
             ]
         except GuardError as exc:
-            self.metrics.rejected.labels(exc.kind).inc(len(items))
+            self._count_rejected(exc, len(items))
             raise
         contexts = parents if parents is not None else [None] * len(items)
         spans = [self.tracer.start_span(GUARDRAIL_SPAN, context=parent) for parent in contexts]
         try:
             decisions = await self._decide(items, policies, deadline, spans)
         except BaseException as exc:
-            self.metrics.rejected.labels(getattr(exc, "kind", "internal")).inc(len(items))
+            self._count_rejected(exc, len(items))
             for span in spans:
                 record_failure(span, exc)
                 span.end()
@@ -226,6 +226,12 @@ class Engine:
             self.metrics.decision_seconds.labels(transport).observe(elapsed)
             out.append(decision)
         return out
+
+    def _count_rejected(self, error: BaseException, texts: int) -> None:
+        """`guard_rejected_total` by the error's kind. A caller that went away (its task cancelled)
+        is not counted here: the batcher counts its texts as `cancelled` when it drops them."""
+        if not isinstance(error, asyncio.CancelledError):
+            self.metrics.rejected.labels(getattr(error, "kind", "internal")).inc(texts)
 
     async def _decide(
         self, items: Sequence[CheckItem], policies: list[Policy], deadline: float | None, spans: list

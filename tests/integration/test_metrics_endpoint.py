@@ -87,3 +87,21 @@ def test_every_metric_is_documented_in_the_readme():
     section = readme.split("### Metrics", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`(guard_[a-z_]+)`", section))
     assert documented == set(METRIC_NAMES)
+
+
+async def test_a_caller_that_gives_up_is_counted_once_and_not_as_an_internal_error(tiny_model_dir):
+    async with running_server(tiny_model_dir, metrics_port=0) as srv:
+        srv.classifier.gate.clear()
+        srv.classifier.entered.clear()
+        blocker = asyncio.ensure_future(srv.stub.Check(pb.CheckRequest(text="blocker")))
+        await asyncio.get_running_loop().run_in_executor(None, srv.classifier.entered.wait, 5)
+        with pytest.raises(grpc.aio.AioRpcError) as late:
+            await srv.stub.Check(pb.CheckRequest(text="too late"), timeout=0.2)
+        assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        srv.classifier.gate.set()
+        await blocker
+        while srv.engine.batcher.depth:
+            await asyncio.sleep(0.01)
+        samples = await asyncio.to_thread(scrape, srv.server.metrics_port)
+    assert value(samples, "guard_rejected_total", reason="internal") == 0
+    assert value(samples, "guard_rejected_total") == 1  # the caller's deadline: cancelled or deadline_exceeded
