@@ -118,12 +118,17 @@ class Batcher:
 
     # --- submitting ----------------------------------------------------------------------------
     def submit(
-        self, texts: list[str], deadline: float | None = None, links: list[SpanContext] | None = None
+        self,
+        texts: list[str],
+        deadline: float | list[float | None] | None = None,
+        links: list[SpanContext] | None = None,
     ) -> list[Future]:
         """Queue texts (all or none); raises `Overloaded` when the queue cannot take them all.
-        `links[i]` is the span the batch that scores `texts[i]` links to."""
+        `deadline` is one for all or one per text; `links[i]` is the span the batch that scores
+        `texts[i]` links to."""
         links = links or [None] * len(texts)
-        return self._enqueue([_Job(text, Future(), deadline, link) for text, link in zip(texts, links)])
+        deadlines = deadline if isinstance(deadline, list) else [deadline] * len(texts)
+        return self._enqueue([_Job(t, Future(), d, link) for t, d, link in zip(texts, deadlines, links)])
 
     def submit_windows(
         self, windows: list[list[int]], deadline: float | None = None, links: list[SpanContext] | None = None

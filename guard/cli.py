@@ -34,7 +34,9 @@ def _metrics_arg(parser: argparse.ArgumentParser) -> None:
 
 def _target_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--target", metavar="HOST:PORT", help="ask a running guard server instead of loading the model here"
+        "--target", metavar="HOST:PORT",
+        help="ask a running guard server (plaintext) instead of loading the model here; sends the configured "
+        "bearer token (GUARD_AUTH_TOKEN or GUARD_AUTH_TOKEN_FILE) when there is one",
     )
 
 
@@ -181,7 +183,8 @@ def _check(args: argparse.Namespace) -> int:
     if args.target:
         source = pb.SOURCE_LLM if args.source == "llm" else pb.SOURCE_USER
         request = pb.CheckRequest(text=args.text, source=source, policy=args.policy, tenant=args.tenant)
-        _print_message(_remote(args.target).Check(request, timeout=30))
+        stub, metadata = _remote(args)
+        _print_message(stub.Check(request, timeout=30, metadata=metadata))
         return 0
     from guard.server.convert import response_to_pb
 
@@ -199,7 +202,8 @@ def _info(args: argparse.Namespace) -> int:
     from guard.v1 import guard_pb2 as pb
 
     if args.target:
-        _print_message(_remote(args.target).GetInfo(pb.GetInfoRequest(), timeout=30))
+        stub, metadata = _remote(args)
+        _print_message(stub.GetInfo(pb.GetInfoRequest(), timeout=30, metadata=metadata))
         return 0
     from guard.server.convert import info_to_pb
 
@@ -242,12 +246,19 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _remote(target: str):
+def _remote(args: argparse.Namespace):
+    """A stub for `--target` and the call metadata (the bearer token, when one is configured)."""
     import grpc
 
+    from guard.server.auth import read_tokens
     from guard.v1 import guard_pb2_grpc
 
-    return guard_pb2_grpc.GuardServiceStub(grpc.insecure_channel(target))
+    settings = _settings(args)
+    token = settings.auth_token.get_secret_value().strip() if settings.auth_token else None
+    if token is None and settings.auth_token_file is not None:
+        token = read_tokens(settings.auth_token_file)[0].decode()
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    return guard_pb2_grpc.GuardServiceStub(grpc.insecure_channel(args.target)), metadata
 
 
 COMMANDS = {"serve": _serve, "consume": _consume, "check": _check, "info": _info, "train": _train, "eval": _eval}

@@ -22,6 +22,7 @@ from guard.metrics import Metrics
 from guard.model import Classifier, set_cpu_threads
 from guard.policy import Policy, PolicySet
 from guard.settings import Settings
+from guard.text import check_text_chars
 from guard.tracing import GUARDRAIL_SPAN, TRACER_NAME, record_decision, record_failure, trace_id_of
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,7 @@ class Engine:
                 f"is {len(item.text)} characters; the limit is {self.settings.max_text_chars}",
                 reason="text_too_long",
             )
+        check_text_chars(item.text, prefix + "text")
 
     def validate_fields(self, item: CheckItem, prefix: str = "") -> Policy:
         """Everything but the text: source, ids, and the policy it selects."""
@@ -209,7 +211,7 @@ class Engine:
         contexts = parents if parents is not None else [None] * len(items)
         spans = [self.tracer.start_span(GUARDRAIL_SPAN, context=parent) for parent in contexts]
         try:
-            decisions = await self._decide(items, policies, deadline, spans)
+            decisions = await self._decide(items, policies, self._deadlines(policies, deadline, arrived), spans)
         except BaseException as exc:
             self._count_rejected(exc, len(items))
             for span in spans:
@@ -233,20 +235,38 @@ class Engine:
         if not isinstance(error, asyncio.CancelledError):
             self.metrics.rejected.labels(getattr(error, "kind", "internal")).inc(texts)
 
+    def _deadlines(self, policies: list[Policy], caller: float | None, arrived: float) -> list[float | None]:
+        """Per text, when to stop waiting for its scores and decide by the policy's fail mode:
+        `deadline_margin_ms` before the caller's deadline, or the policy's `timeout_ms` after
+        arrival, whichever comes first (None: no limit)."""
+        limit = None if caller is None else caller - self.settings.deadline_margin_ms / 1000.0
+        out = []
+        for policy in policies:
+            own = policy.config.timeout_ms
+            own = None if own is None else arrived + own / 1000.0
+            out.append(min((d for d in (limit, own) if d is not None), default=None))
+        return out
+
     async def _decide(
-        self, items: Sequence[CheckItem], policies: list[Policy], deadline: float | None, spans: list
+        self, items: Sequence[CheckItem], policies: list[Policy], deadlines: list[float | None], spans: list
     ) -> list[Decision]:
         decisions: list[Decision | None] = []
         to_score: list[int] = []
+        now = time.monotonic()
         for i, (item, policy) in enumerate(zip(items, policies)):
             match = policy.match_lists(item.text)
-            decisions.append(policy.decide_by_list(match) if match else None)
-            if match is None:
+            if match:
+                decisions.append(policy.decide_by_list(match))
+            elif deadlines[i] is not None and deadlines[i] <= now:  # no time left: never queued
+                decisions.append(self._decision_from(item, policy, DeadlineExceeded("no time left to score")))
+            else:
+                decisions.append(None)
                 to_score.append(i)
         if to_score:
             links = [spans[i].get_span_context() for i in to_score]
-            futures = self.batcher.submit([items[i].text for i in to_score], deadline, links)
-            results = await asyncio.gather(*(_settle(f) for f in futures))
+            texts = [items[i].text for i in to_score]
+            futures = self.batcher.submit(texts, [deadlines[i] for i in to_score], links)
+            results = await asyncio.gather(*(_settle(f, deadlines[i]) for f, i in zip(futures, to_score)))
             for i, result in zip(to_score, results):
                 if isinstance(result, Scored) and result.batch is not None:
                     spans[i].add_link(result.batch)
@@ -256,6 +276,8 @@ class Engine:
     def _decision_from(self, item: CheckItem, policy: Policy, result: Scored | BaseException) -> Decision:
         if isinstance(result, ModelFailure):
             decision = policy.fallback(item.source, "the model failed")
+        elif isinstance(result, DeadlineExceeded):
+            decision = policy.fallback(item.source, "not scored before the deadline")
         elif isinstance(result, BaseException):
             raise result
         else:
@@ -274,6 +296,7 @@ class Engine:
         policy = self.validate_fields(item, prefix)
         if len(prompt) > self.settings.max_text_chars:
             raise InvalidInput(prefix + "prompt", f"is {len(prompt)} characters; the limit is {self.settings.max_text_chars}", reason="text_too_long")
+        check_text_chars(prompt, prefix + "prompt")
         if self.streams >= self.settings.max_streams:
             self.metrics.rejected.labels(Overloaded.kind).inc()
             raise Overloaded(f"{self.settings.max_streams} streams are open; retry later")
@@ -295,12 +318,30 @@ class Engine:
         return await asyncio.gather(*(_settle(f) for f in futures))
 
 
-async def _settle(future: Future) -> Scored | BaseException:
-    """Await a batcher future; model failures come back as values so each item can fall back."""
+async def _settle(future: Future, deadline: float | None = None) -> Scored | BaseException:
+    """Await a batcher future until `deadline`; a model failure or a deadline that passed comes
+    back as a value so each item can fall back. A text still queued at its deadline is dropped by
+    the batcher (it carries the same deadline) before inference; a caller that goes away cancels it."""
+    wrapped = asyncio.wrap_future(future)
+    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
     try:
-        return await asyncio.wrap_future(future)
+        done, _ = await asyncio.wait({wrapped}, timeout=timeout)
+    except asyncio.CancelledError:
+        wrapped.cancel()
+        raise
+    if not done:
+        wrapped.add_done_callback(_consume)
+        return DeadlineExceeded("not scored before the deadline")
+    try:
+        return wrapped.result()
     except (ModelFailure, DeadlineExceeded) as exc:
         return exc
+
+
+def _consume(future: asyncio.Future) -> None:
+    """Retrieve a late result nobody waits for any more (no 'never retrieved' warning)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def deadline_after(seconds: float | None) -> float | None:

@@ -14,6 +14,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 from transformers.utils import logging as hf_logging
 
 from guard.errors import ConfigError
+from guard.text import fold, fold_with_origin, origin_span
 from guard.windows import split_windows
 
 log = logging.getLogger(__name__)
@@ -158,16 +159,19 @@ class Classifier:
     # --- tokenizing ----------------------------------------------------------------------------
     def encode(self, texts: list[str]) -> list[list[list[int]]]:
         """Per text, its windows as token ids with special tokens added."""
-        ids = self.tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+        folded = [fold(t) for t in texts]
+        ids = self.tokenizer(folded, add_special_tokens=False, return_attention_mask=False)["input_ids"]
         prefix, suffix = self._prefix, self._suffix
         return [[prefix + w + suffix for w in split_windows(t, self._content_tokens, self._overlap)] for t in ids]
 
     def tokenize_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        """Token ids (no special tokens) and each token's (start, end) character offsets."""
+        """Token ids (no special tokens) and each token's (start, end) character offsets in `text`
+        (the tokenizer reads the folded text; offsets are mapped back)."""
         if not getattr(self.tokenizer, "is_fast", False):
             raise ConfigError("model: stream supervision needs a fast (Rust) tokenizer with offset mapping")
-        out = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False)
-        return out["input_ids"], [tuple(o) for o in out["offset_mapping"]]
+        folded, origin = fold_with_origin(text)
+        out = self.tokenizer(folded, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False)
+        return out["input_ids"], [origin_span(tuple(o), origin, len(text)) for o in out["offset_mapping"]]
 
     def wrap(self, ids: list[int]) -> list[int]:
         """One window: `ids` between the model's special tokens (at most `content_tokens` ids)."""

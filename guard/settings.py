@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from guard.defaults import default_policy_config, default_routes
@@ -40,6 +40,13 @@ class Settings(BaseSettings, KafkaSettings):
     tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
     tls_client_ca_file: Path | None = Field(
         None, description="PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)."
+    )
+    auth_token_file: Path | None = Field(
+        None, description="File of bearer tokens (one per line, re-read when it changes); when set, calls must send "
+        "`authorization: Bearer <token>` (health is exempt).",
+    )
+    auth_token: SecretStr | None = Field(
+        None, description="A bearer token calls must send (prefer auth_token_file; never logged)."
     )
     health_port: int | None = Field(
         None, ge=0, le=65535,
@@ -68,6 +75,11 @@ class Settings(BaseSettings, KafkaSettings):
         0.0, ge=0, description="How long a batch may wait to fill (0 = run when the model is free)."
     )
     queue_size: int = Field(1024, ge=1, description="Texts waiting for the model at most; beyond: RESOURCE_EXHAUSTED.")
+    deadline_margin_ms: float = Field(
+        20.0, ge=0,
+        description="A text not scored this long before its caller's gRPC deadline gets its policy's fail_mode "
+        "decision (degraded), so the answer still arrives in time.",
+    )
 
     # --- request limits ------------------------------------------------------------------------
     max_text_chars: int = Field(20000, ge=1, description="Longest text accepted, in characters.")
@@ -124,7 +136,9 @@ class Settings(BaseSettings, KafkaSettings):
             raise ValueError("tls_cert_file and tls_key_file: set both to serve TLS, or neither")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("tls_client_ca_file: mutual TLS needs tls_cert_file and tls_key_file too")
-        for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
+        if self.auth_token is not None and not self.auth_token.get_secret_value().strip():
+            raise ValueError("auth_token: must not be empty (unset it to turn authentication off)")
+        for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file", "auth_token_file"):
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise ValueError(f"{name}: {path} is not a readable file")

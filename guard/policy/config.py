@@ -96,7 +96,12 @@ class PolicyConfig(BaseModel):
     stream: StreamConfig = Field(default_factory=StreamConfig, description="How CheckStream scores and releases text.")
     fail_mode: dict[str, FailMode] = Field(
         default_factory=lambda: {"user": FailMode.CLOSED, "llm": FailMode.CLOSED},
-        description="What to decide when the model fails, per source.",
+        description="What to decide when the model fails or a deadline passes before scoring, per source.",
+    )
+    timeout_ms: float | None = Field(
+        None, gt=0,
+        description="Decide by fail_mode (degraded) when a text is not scored this long after it arrived; "
+        "null = wait up to the caller's deadline.",
     )
 
     @field_validator("sources", "fail_mode")

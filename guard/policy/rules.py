@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from guard.decision import Action, CategoryScore, Decision, Source
 from guard.errors import UnknownPolicy
 from guard.policy.config import FailMode, PolicyConfig, Thresholds
+from guard.text import fold
 
 NEVER = 2.0  # reported as the threshold of a disabled action: no score reaches it
 
@@ -22,8 +23,10 @@ class ListMatch:
 
 
 def normalize_for_matching(text: str) -> str:
-    """NFKC + casefold, so full-width or compatibility characters cannot dodge a pattern."""
-    return unicodedata.normalize("NFKC", text).casefold()
+    """The folded text (`guard.text.fold`: invisible characters removed, compatibility forms and
+    Latin lookalikes read as Latin), NFKC-normalized and casefolded, so a disguise cannot dodge a
+    pattern."""
+    return unicodedata.normalize("NFKC", fold(text)).casefold()
 
 
 class Policy:

@@ -13,9 +13,11 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from opentelemetry.trace import TracerProvider
 
 from guard.engine import Engine
+from guard.server.auth import BearerAuthInterceptor, TokenStore
+from guard.server.decoding import add_servicer
 from guard.server.servicer import GuardServicer
 from guard.settings import Settings
-from guard.v1 import guard_pb2, guard_pb2_grpc
+from guard.v1 import guard_pb2
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +39,18 @@ class GuardServer:
         self.settings = settings
         self.engine = engine
         limit = max_message_bytes(settings)
+        interceptors = [
+            aio_server_interceptor(tracer_provider=tracer_provider, filter_=filters.negate(filters.health_check()))
+        ]
+        if settings.auth_token is not None or settings.auth_token_file is not None:
+            token = settings.auth_token.get_secret_value().strip() if settings.auth_token else None
+            store = TokenStore(token, settings.auth_token_file)
+            interceptors.insert(0, BearerAuthInterceptor(store, engine.metrics))  # outermost: refuse first
         self.server = grpc.aio.server(
-            interceptors=[
-                aio_server_interceptor(tracer_provider=tracer_provider, filter_=filters.negate(filters.health_check()))
-            ],
+            interceptors=interceptors,
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
         )
-        guard_pb2_grpc.add_GuardServiceServicer_to_server(GuardServicer(engine), self.server)
+        add_servicer(GuardServicer(engine), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -76,8 +83,10 @@ class GuardServer:
         await self.server.start()
         if self.health_server is not None:
             await self.health_server.start()
-        log.info("gRPC listening on %s:%d (%s)", self.settings.host, self.port,
-                 "mutual TLS" if self.settings.tls_client_ca_file else "TLS" if self.settings.tls_cert_file else "plaintext")
+        s = self.settings
+        auth = ", bearer-token auth" if s.auth_token is not None or s.auth_token_file is not None else ""
+        log.info("gRPC listening on %s:%d (%s%s)", s.host, self.port,
+                 "mutual TLS" if s.tls_client_ca_file else "TLS" if s.tls_cert_file else "plaintext", auth)
 
     async def start(self) -> None:
         """Listen, load and warm the model off the event loop, then report SERVING."""

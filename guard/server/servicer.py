@@ -9,6 +9,7 @@ import grpc
 from guard.engine import Engine, deadline_after
 from guard.errors import DeadlineExceeded, InvalidInput
 from guard.server.convert import info_to_pb, item_from_pb, open_from_pb, response_to_pb, update_to_pb
+from guard.server.decoding import decoded
 from guard.server.status import maps_errors, maps_stream_errors
 from guard.v1 import guard_pb2 as pb
 from guard.v1 import guard_pb2_grpc
@@ -71,7 +72,7 @@ class GuardServicer(guard_pb2_grpc.GuardServiceServicer):
 async def _next(messages, idle_s: float):
     """The next client message, None when the client half-closed; DeadlineExceeded when idle."""
     try:
-        return await asyncio.wait_for(anext(messages), idle_s)
+        return decoded(await asyncio.wait_for(anext(messages), idle_s), "message")
     except StopAsyncIteration:
         return None
     except asyncio.TimeoutError:

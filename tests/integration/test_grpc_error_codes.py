@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from guard.v1 import guard_pb2 as pb
-from tests.support.server import running_server
+from tests.support.server import POLICIES, running_server
 
 
 @pytest.fixture(scope="module")
 async def srv(tiny_model_dir):
-    async with running_server(tiny_model_dir, max_text_chars=500, max_batch_items=4, queue_size=3) as running:
+    policies = POLICIES | {"hurried": {"version": "h-1", "timeout_ms": 100, "fail_mode": {"user": "open"}}}
+    async with running_server(
+        tiny_model_dir, max_text_chars=500, max_batch_items=4, queue_size=3, policies=policies,
+        deadline_margin_ms=200,
+    ) as running:
         yield running
 
 
@@ -33,6 +38,9 @@ async def status_of(call) -> tuple[grpc.StatusCode, str]:
         (pb.CheckRequest(text="ok", policy="nope"), "policy: unknown policy 'nope'"),
         (pb.CheckRequest(text="ok", source=7), "source: unknown source 7"),
         (pb.CheckRequest(text="ok", request_id="r" * 300), "request_id: longer than 256 characters"),
+        (pb.CheckRequest(text="nul\x00byte"), "text: contains control character U+0000 at character 3"),
+        (pb.CheckRequest(text="bell\x07 and escape \x1b[31m"), "text: contains control character U+0007 at character 4"),
+        (pb.CheckRequest(text="c1 \x85 next line"), "text: contains control character U+0085 at character 3"),
     ],
 )
 async def test_invalid_check_is_invalid_argument_naming_the_field(srv, request_, message):
@@ -65,20 +73,56 @@ async def test_full_queue_is_resource_exhausted_at_once(srv):
     assert all(r.decision.action for r in await asyncio.gather(*held))
 
 
-async def test_deadline_passed_in_queue_is_deadline_exceeded_and_never_computed(srv):
+async def _hold_model(srv):
+    """Hold the model thread inside a forward pass; returns the call that holds it."""
     srv.classifier.gate.clear()
     srv.classifier.entered.clear()
     blocker = asyncio.ensure_future(srv.stub.Check(pb.CheckRequest(text="blocker")))
     await asyncio.get_running_loop().run_in_executor(None, srv.classifier.entered.wait, 5)
-    dropped_before = srv.engine.batcher.dropped
-    code, _ = await status_of(srv.stub.Check(pb.CheckRequest(text="too late"), timeout=0.2))
-    assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+    return blocker
+
+
+async def _release_model(srv, blocker):
     srv.classifier.gate.set()
     await blocker
     while srv.engine.batcher.depth:
         await asyncio.sleep(0.01)
-    assert srv.engine.batcher.dropped == dropped_before + 1
-    assert not srv.classifier.scored("too late")
+
+
+async def test_a_caller_deadline_missed_gives_the_fail_mode_decision_in_time_and_never_computes(srv):
+    blocker = await _hold_model(srv)
+    dropped_before = srv.engine.batcher.dropped
+    started = time.monotonic()
+    closed = (await srv.stub.Check(pb.CheckRequest(text="too late"), timeout=1.0)).decision
+    waited = time.monotonic() - started
+    opened = (await srv.stub.Check(pb.CheckRequest(text="too late, open", policy="open"), timeout=1.0)).decision
+    assert waited < 1.0  # answered before the caller's deadline, not DEADLINE_EXCEEDED
+    assert (closed.action, closed.degraded, closed.rule) == (pb.ACTION_BLOCK, True, "fail_closed")
+    assert (opened.action, opened.degraded, opened.rule) == (pb.ACTION_ALLOW, True, "fail_open")
+    assert "not scored before the deadline" in closed.reasons[0]
+    await _release_model(srv, blocker)
+    assert srv.engine.batcher.dropped == dropped_before + 2  # dropped from the queue before inference
+    assert not srv.classifier.scored("too late") and not srv.classifier.scored("too late, open")
+    degraded = srv.engine.metrics.decisions.labels("block", "none", "user", "default", "grpc", "true")
+    assert degraded._value.get() >= 1
+    span = next(s for s in srv.spans.get_finished_spans() if s.attributes.get("gen_ai.guardrail.security.policy.rule.id") == "fail_closed")
+    assert span.attributes["guard.degraded"] is True
+
+
+async def test_a_policy_timeout_decides_by_fail_mode_without_a_caller_deadline(srv):
+    blocker = await _hold_model(srv)
+    started = time.monotonic()
+    decision = (await srv.stub.Check(pb.CheckRequest(text="policy timeout", policy="hurried"))).decision
+    assert time.monotonic() - started < 5
+    assert (decision.action, decision.degraded, decision.rule) == (pb.ACTION_ALLOW, True, "fail_open")
+    await _release_model(srv, blocker)
+    assert not srv.classifier.scored("policy timeout")
+
+
+async def test_a_deadline_shorter_than_the_margin_is_decided_at_once(srv):
+    decision = (await srv.stub.Check(pb.CheckRequest(text="no time at all"), timeout=0.15)).decision  # under the 200 ms margin
+    assert decision.degraded and decision.action == pb.ACTION_BLOCK
+    assert not srv.classifier.scored("no time at all")
 
 
 async def test_model_failure_gives_a_degraded_decision_per_fail_mode(srv):
@@ -129,3 +173,28 @@ async def test_before_the_model_is_ready_calls_are_unavailable_and_health_not_se
         assert r.status == health_pb2.HealthCheckResponse.NOT_SERVING
         code, _ = await status_of(srv.stub.GetInfo(pb.GetInfoRequest()))
         assert code == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xff\xff", b"\x0a\x02\xc3\x28", b"\x12"])
+async def test_bytes_that_are_not_a_request_message_are_invalid_argument(srv, payload):
+    check = srv.channel.unary_unary("/guard.v1.GuardService/Check")
+    code, message = await status_of(check(payload, timeout=5))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert message.startswith("request: not a valid guard.v1.CheckRequest message")
+    stream = srv.channel.stream_stream("/guard.v1.GuardService/CheckStream")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stream(iter([payload]), timeout=5).read()
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("message: not a valid guard.v1.StreamRequest message")
+
+
+async def test_a_control_character_in_a_stream_delta_is_invalid_argument(srv):
+    async def requests():
+        yield pb.StreamRequest(open=pb.StreamOpen(source=pb.SOURCE_LLM))
+        yield pb.StreamRequest(delta="fine so far ")
+        yield pb.StreamRequest(delta="then a \x00")
+
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        _ = [r async for r in srv.stub.CheckStream(requests())]
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == "delta: contains control character U+0000 at character 7"

@@ -1,0 +1,124 @@
+"""Rules for the text itself: what is refused, and how disguised text is folded before scoring.
+
+Refused (`check_text_chars`): control characters other than tab, newline and carriage return
+(C0, DEL, C1) and unpaired surrogates. They have no place in a chat message, and NUL in particular
+breaks downstream C code and log pipelines; the caller gets a field-level INVALID_ARGUMENT (or a
+dead letter) naming the character and where it is.
+
+Folded (`fold`), so a disguise does not change what the model and the policy lists read:
+
+- invisible format characters (Unicode category Cf: zero-width space/joiners, soft hyphen, BOM,
+  bidirectional overrides, tag characters) are removed: "b\u200bomb" reads "bomb";
+- each character whose compatibility form (NFKC) is a single other character becomes it:
+  full-width "ｂｏｍｂ" and mathematical "𝐛𝐨𝐦𝐛" read "bomb";
+- Cyrillic, Greek and Armenian letters that look like Latin ones are read as Latin inside a word
+  that also has Latin letters ("bоmb" with a Cyrillic о), and in all-lookalike words of a text
+  that is mostly Latin. Text in those scripts proper is left alone.
+
+Only the Cf removal changes the length; `fold_with_origin` maps folded positions back, so stream
+offsets stay in the caller's characters.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from guard.errors import InvalidInput
+
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+# Letters of other scripts that render like Latin letters (a subset of Unicode's confusables).
+_LOOKALIKES = {
+    # Cyrillic
+    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t",
+    "у": "y", "х": "x", "ѕ": "s", "і": "i", "ј": "j", "һ": "h", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ӏ": "l",
+    "ь": "b", "ү": "y", "ɡ": "g", "Ь": "b",
+    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T",
+    "У": "Y", "Х": "X", "Ѕ": "S", "І": "I", "Ј": "J", "Ԁ": "D", "Ԛ": "Q", "Ԝ": "W", "Ү": "Y",
+    # Greek
+    "α": "a", "ο": "o", "ν": "v", "ρ": "p", "ι": "i", "κ": "k", "υ": "u", "χ": "x", "ε": "e", "τ": "t",
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
+    "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+    # Armenian, Latin extensions
+    "օ": "o", "ս": "u", "ո": "n", "ı": "i", "ȷ": "j",
+}
+_LOOKALIKE_TABLE = str.maketrans(_LOOKALIKES)
+_HAS_LOOKALIKE = re.compile("[" + "".join(_LOOKALIKES) + "]")
+_WORD = re.compile(r"[^\W\d_]+")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+
+
+def check_text_chars(text: str, field: str) -> None:
+    """Raise `InvalidInput` naming the first refused character and its position."""
+    bad = _FORBIDDEN.search(text)
+    if bad is None:
+        return
+    char = bad.group()
+    what = "an unpaired surrogate" if "\ud800" <= char <= "\udfff" else "control character"
+    raise InvalidInput(
+        field, f"contains {what} U+{ord(char):04X} at character {bad.start()}", reason="control_character"
+    )
+
+
+class _FoldTable(dict):
+    """`str.translate` table built lazily: Cf characters map to None (removed), characters whose
+    NFKC form is one other character map to it, everything else to itself."""
+
+    def __missing__(self, codepoint: int):
+        char = chr(codepoint)
+        if unicodedata.category(char) == "Cf":
+            value = None
+        else:
+            compat = unicodedata.normalize("NFKC", char)
+            value = compat if len(compat) == 1 else codepoint
+        self[codepoint] = value
+        return value
+
+
+_FOLD = _FoldTable()
+
+
+def fold(text: str) -> str:
+    """The text as the model and the policy lists read it (see the module doc)."""
+    if text.isascii():
+        return text
+    return _fold_lookalikes(text.translate(_FOLD))
+
+
+def fold_with_origin(text: str) -> tuple[str, list[int] | None]:
+    """`fold(text)` and, when characters were removed, the index in `text` of each character of
+    the result (None when positions are unchanged)."""
+    folded = fold(text)
+    if len(folded) == len(text):
+        return folded, None
+    return folded, [i for i, char in enumerate(text) if _FOLD[ord(char)] is not None]
+
+
+def origin_span(span: tuple[int, int], origin: list[int] | None, length: int) -> tuple[int, int]:
+    """A (start, end) span of folded text as a span of the original text of `length` characters."""
+    if origin is None:
+        return span
+    start, end = span
+    if end <= start:
+        at = origin[start] if start < len(origin) else length
+        return at, at
+    return origin[start], origin[end - 1] + 1
+
+
+def _fold_lookalikes(text: str) -> str:
+    if _HAS_LOOKALIKE.search(text) is None:
+        return text
+    latin = len(_ASCII_LETTER.findall(text))
+    mostly_latin = latin * 2 > sum(len(w) for w in _WORD.findall(text))
+
+    def word(match: re.Match) -> str:
+        w = match.group()
+        if not _HAS_LOOKALIKE.search(w):
+            return w
+        folded = w.translate(_LOOKALIKE_TABLE)
+        if _ASCII_LETTER.search(w) or (mostly_latin and folded.isascii()):
+            return folded
+        return w
+
+    return _WORD.sub(word, text)
