@@ -15,7 +15,8 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from consumers import codec
 from consumers.codec import Coordinates, InputMessage
-from consumers.tracing import headers_with_context
+from consumers.limits import fit_record
+from consumers.tracing import context_headers, without_context
 from guard.decision import Action, Decision
 from guard.errors import InvalidInput
 
@@ -67,26 +68,32 @@ class Topics:
     decisions: str
     dead_letter: str
     blocked: str | None = None
+    max_record_bytes: int = 1048576  # the producer's max_request_size: no output record is larger
 
 
 def build_outputs(batch: Batch, decisions: list[Decision], topics: Topics) -> list[OutRecord]:
-    """Output records in input order (per-key order is kept because decisions are keyed like inputs)."""
+    """Output records in input order (per-key order is kept because decisions are keyed like inputs),
+    each cut to fit `topics.max_record_bytes` (`consumers.limits`)."""
     by_entry = iter(decisions)
     out: list[OutRecord] = []
     for entry in batch.entries:
         record = entry.record
         if entry.message is None:
-            headers = codec.dead_letter_headers(list(record.headers or ()), entry.where, entry.error)
+            guard = codec.dead_letter_headers([], entry.where, entry.error)
             value = record.value if record.value is not None or record.key is not None else b""
-            out.append(OutRecord(topics.dead_letter, record.key, value, headers))
+            key, value, headers = fit_record(
+                record.key, value, list(record.headers or ()), guard, topics.max_record_bytes, cut_value=True)
+            out.append(OutRecord(topics.dead_letter, key, value, headers))
             continue
         decision = next(by_entry)
         value = codec.decision_value(entry.message, entry.where, decision)
-        headers = headers_with_context(record.headers, entry.span)
-        headers += [*codec.coordinate_headers(entry.where), (codec.ACTION_HEADER, decision.action.value.encode())]
-        out.append(OutRecord(topics.decisions, record.key, value, headers))
+        guard = [*context_headers(entry.span), *codec.coordinate_headers(entry.where),
+                 (codec.ACTION_HEADER, decision.action.value.encode())]
+        key, value, headers = fit_record(
+            record.key, value, without_context(record.headers), guard, topics.max_record_bytes, cut_value=False)
+        out.append(OutRecord(topics.decisions, key, value, headers))
         if topics.blocked and decision.action in (Action.BLOCK, Action.FLAG):
-            out.append(OutRecord(topics.blocked, record.key, value, headers))
+            out.append(OutRecord(topics.blocked, key, value, headers))
     return out
 
 

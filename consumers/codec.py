@@ -6,7 +6,7 @@ Input value, JSON schema version 1 (`kafka_value_format: json`)::
      "text": "...",                  # required, non-empty
      "source": "user" | "llm",       # optional, default "user"
      "id": "...", "tenant": "...", "policy": "...", "conversation_id": "...",   # optional strings
-     "attributes": {...}}            # optional object, copied to the decision record
+     "attributes": {...}}            # optional object (at most 16 KiB as JSON), copied to the decision record
 
 Unknown fields are rejected (a typo such as "polcy" must not silently fall back to the default
 policy). With `kafka_value_format: text` the whole UTF-8 value is the text.
@@ -23,12 +23,16 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from guard.decision import CheckItem, Decision, Source
+from guard.decision import MAX_ID_CHARS, CheckItem, Decision, Source
 from guard.errors import InvalidInput
 from guard.server.convert import decision_to_pb, timing_to_pb
 
 SCHEMA_VERSION = 1
+MAX_ATTRIBUTES_BYTES = 16384  # attributes are copied into the decision record
+MAX_ERROR_HEADER_BYTES = 1024
 DECISION_SCHEMA_VERSION = 1
+MAX_ATTRIBUTES_BYTES = 16384  # attributes are copied into the decision record
+MAX_ERROR_HEADER_BYTES = 1024
 _STRING_FIELDS = ("id", "tenant", "policy", "conversation_id")
 _KNOWN_FIELDS = frozenset({"schema_version", "text", "source", "attributes", *_STRING_FIELDS})
 _SOURCES = {"user": Source.USER, "llm": Source.LLM}
@@ -89,7 +93,8 @@ def _from_json(decoded: str) -> InputMessage:
         raise InvalidInput("value", f"must be a JSON object, not {type(data).__name__}", reason="invalid_schema")
     unknown = sorted(set(data) - _KNOWN_FIELDS)
     if unknown:
-        raise InvalidInput(unknown[0], f"unknown field (schema v{SCHEMA_VERSION} has {sorted(_KNOWN_FIELDS)})", reason="invalid_schema")
+        name = unknown[0] if len(unknown[0]) <= 64 else unknown[0][:64] + "..."
+        raise InvalidInput(name, f"unknown field (schema v{SCHEMA_VERSION} has {sorted(_KNOWN_FIELDS)})", reason="invalid_schema")
     version = data.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION or isinstance(version, bool):
         raise InvalidInput("schema_version", f"{version!r} is not supported (only {SCHEMA_VERSION})", reason="invalid_schema")
@@ -97,7 +102,16 @@ def _from_json(decoded: str) -> InputMessage:
         raise InvalidInput("text", "is required", reason="missing_text")
     text = _typed(data, "text", str, None)
     strings = {name: _typed(data, name, str, "") for name in _STRING_FIELDS}
+    for name, value in strings.items():
+        if len(value) > MAX_ID_CHARS:
+            raise InvalidInput(name, f"longer than {MAX_ID_CHARS} characters", reason="field_too_long")
+        _encodable(value, name)
     attributes = _typed(data, "attributes", dict, {})
+    if attributes:
+        size = len(_encodable(json.dumps(attributes, ensure_ascii=False, separators=(",", ":")), "attributes"))
+        if size > MAX_ATTRIBUTES_BYTES:
+            raise InvalidInput("attributes", f"is {size} bytes as JSON; the limit is {MAX_ATTRIBUTES_BYTES}",
+                               reason="field_too_long")
     source_name = _typed(data, "source", str, "user")
     if source_name not in _SOURCES:
         raise InvalidInput("source", f"{source_name!r} is not one of {sorted(_SOURCES)}", reason="unknown_source")
@@ -106,6 +120,16 @@ def _from_json(decoded: str) -> InputMessage:
         request_id=strings["id"],
     )
     return InputMessage(item, id=strings["id"], conversation_id=strings["conversation_id"], attributes=attributes)
+
+
+def _encodable(value: str, name: str) -> bytes:
+    """UTF-8 of a string from the JSON; a lone surrogate (a JSON escape such as \\ud800) cannot be
+    written back out and is refused here, not when the decision record is produced."""
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(name, f"contains an unpaired surrogate at character {exc.start}",
+                           reason="control_character") from None
 
 
 def _typed(data: dict, name: str, kind: type, default: Any) -> Any:
@@ -149,8 +173,8 @@ def dead_letter_headers(original: Headers, where: Coordinates, error: InvalidInp
     return [
         *original,
         (ERROR_REASON, error.reason.encode()),
-        (ERROR_FIELD, error.field.encode("utf-8", "replace")),
-        (ERROR_MESSAGE, error.message.encode("utf-8", "replace")),
+        (ERROR_FIELD, error.field.encode("utf-8", "replace")[:MAX_ERROR_HEADER_BYTES]),
+        (ERROR_MESSAGE, error.message.encode("utf-8", "replace")[:MAX_ERROR_HEADER_BYTES]),
         *coordinate_headers(where),
     ]
 

@@ -58,7 +58,8 @@ class KafkaRunner:
         self.tracer = tracer or engine.tracer
         self.exactly_once = settings.kafka_delivery == "exactly_once"
         self.topics = Topics(
-            settings.kafka_decisions_topic, settings.kafka_dead_letter_topic, settings.kafka_blocked_topic
+            settings.kafka_decisions_topic, settings.kafka_dead_letter_topic, settings.kafka_blocked_topic,
+            max_record_bytes=settings.kafka_max_request_size,
         )
         self.assigned = threading.Event()  # set once the group gave this member partitions
         self.partitions: frozenset = frozenset()  # the current assignment (TopicPartitions)

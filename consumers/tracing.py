@@ -39,9 +39,14 @@ def context_from(headers: Iterable[tuple[str, bytes]] | None) -> Context:
     return propagate.extract(list(headers or ()), getter=GETTER, context=Context())
 
 
-def headers_with_context(original: Iterable[tuple[str, bytes]] | None, span: Span) -> Headers:
-    """The input's headers with its trace context replaced by `span`'s."""
-    out = [(k, v) for k, v in (original or ()) if k.lower() not in _PROPAGATION_KEYS]
+def without_context(original: Iterable[tuple[str, bytes]] | None) -> Headers:
+    """The input's headers less its trace context (an output record carries its own)."""
+    return [(k, v) for k, v in (original or ()) if k.lower() not in _PROPAGATION_KEYS]
+
+
+def context_headers(span: Span) -> Headers:
+    """`span`'s trace context as record headers (traceparent, tracestate)."""
+    out: Headers = []
     propagate.inject(out, context=trace.set_span_in_context(span), setter=SETTER)
     return out
 

@@ -24,6 +24,9 @@ class Action(str, enum.Enum):
 _SEVERITY = {Action.ALLOW: 0, Action.FLAG: 1, Action.BLOCK: 2}
 
 
+MAX_ID_CHARS = 256  # request ids, tenants, policy names (and Kafka conversation ids) at most
+
+
 @dataclass(frozen=True)
 class CheckItem:
     """One text to decide on, as every transport hands it to the engine."""

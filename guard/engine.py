@@ -16,7 +16,7 @@ from opentelemetry.trace import Tracer
 
 from guard import __version__
 from guard.batcher import Batcher, Scored
-from guard.decision import CheckItem, Decision, Source
+from guard.decision import MAX_ID_CHARS, CheckItem, Decision, Source
 from guard.errors import DeadlineExceeded, GuardError, InvalidInput, ModelFailure, NotReady, Overloaded
 from guard.metrics import Metrics
 from guard.model import Classifier, set_cpu_threads
@@ -26,8 +26,6 @@ from guard.text import check_text_chars
 from guard.tracing import GUARDRAIL_SPAN, TRACER_NAME, record_decision, record_failure, trace_id_of
 
 log = logging.getLogger(__name__)
-
-MAX_ID_CHARS = 256  # request_id, tenant and policy names
 
 
 @dataclass(frozen=True)

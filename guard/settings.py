@@ -174,6 +174,8 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
             data = yaml.safe_load(f)
     except OSError as exc:
         raise ConfigError(f"config file {str(path)!r}: cannot read it: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r}: not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(path)!r}: not valid YAML: {exc}") from None
     if data is None:
