@@ -83,6 +83,9 @@ class Settings(BaseSettings, KafkaSettings):
 
     # --- request limits ------------------------------------------------------------------------
     max_text_chars: int = Field(20000, ge=1, description="Longest text accepted, in characters.")
+    max_concurrent_rpcs: int = Field(
+        4096, ge=1, description="gRPC calls in progress at most (streams included); beyond: RESOURCE_EXHAUSTED at once."
+    )
     max_batch_items: int = Field(256, ge=1, description="Most requests in one CheckBatch call.")
 
     # --- streams (CheckStream) ------------------------------------------------------------------

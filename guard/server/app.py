@@ -48,6 +48,7 @@ class GuardServer:
             interceptors.insert(0, BearerAuthInterceptor(store, engine.metrics))  # outermost: refuse first
         self.server = grpc.aio.server(
             interceptors=interceptors,
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
         )
         add_servicer(GuardServicer(engine), self.server)
