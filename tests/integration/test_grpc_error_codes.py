@@ -10,6 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from guard.v1 import guard_pb2 as pb
+from guard.server.app import max_message_bytes
 from tests.support.server import POLICIES, running_server
 
 
@@ -198,3 +199,11 @@ async def test_a_control_character_in_a_stream_delta_is_invalid_argument(srv):
         _ = [r async for r in srv.stub.CheckStream(requests())]
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details() == "delta: contains control character U+0000 at character 7"
+
+
+async def test_a_message_over_the_size_limit_is_refused_before_it_is_parsed(srv):
+    limit = max_message_bytes(srv.server.settings)  # from max_batch_items and max_text_chars
+    raw = srv.channel.unary_unary("/guard.v1.GuardService/Check")
+    code, message = await status_of(raw(b"\x0a" + b"\xff" * (limit + 10), timeout=5))  # not even valid protobuf
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in message
+    assert (await srv.stub.Check(pb.CheckRequest(text="fine"))).decision.action
