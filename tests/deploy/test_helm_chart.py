@@ -178,6 +178,17 @@ def test_tls_mounts_the_secret_and_points_guard_at_it(helm):
     assert c["livenessProbe"]["grpc"]["port"] == 50052  # plaintext health port: kubelet probes cannot do TLS
 
 
+def test_token_auth_mounts_the_token_secret_as_a_file_guard_rereads(helm):
+    docs = render(helm, "--set", "auth.existingSecret=guard-tokens")
+    (deploy,) = kind(docs, "Deployment")
+    volumes = {v["name"]: v for v in deploy["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["guard-auth"]["secret"]["secretName"] == "guard-tokens"
+    mounts = {m["name"]: m for m in guard_container(deploy["spec"]["template"])["volumeMounts"]}
+    assert mounts["guard-auth"]["mountPath"] == "/etc/guard/auth" and "subPath" not in mounts["guard-auth"]  # updates reach it
+    assert guard_config(docs)["auth_token_file"] == "/etc/guard/auth/tokens"
+    assert "auth_token_file" not in guard_config(render(helm))
+
+
 def test_model_volume_from_a_pvc_or_an_init_container(helm):
     docs = render(helm, "--set", "model.source=pvc", "--set", "model.pvc.claimName=guard-models")
     (deploy,) = kind(docs, "Deployment")

@@ -73,6 +73,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $_ = set $s "tls_client_ca_file" "/etc/guard/tls/ca.crt" }}
 {{- end }}
 {{- end }}
+{{- if .Values.auth.existingSecret }}
+{{- $_ = set $s "auth_token_file" (printf "/etc/guard/auth/%s" .Values.auth.key) }}
+{{- end }}
 {{- if eq .Values.mode "consumer" }}
 {{- $k := .Values.kafka }}
 {{- $_ = set $s "kafka_bootstrap_servers" $k.bootstrapServers }}
@@ -188,6 +191,11 @@ data:
       mountPath: /etc/guard/tls
       readOnly: true
     {{- end }}
+    {{- if $v.auth.existingSecret }}
+    - name: guard-auth
+      mountPath: /etc/guard/auth
+      readOnly: true
+    {{- end }}
     {{- if and (eq .command "consume") $v.kafka.security.existingSecret (contains "SSL" $v.kafka.security.protocol) }}
     - name: guard-kafka
       mountPath: /etc/guard/kafka
@@ -217,6 +225,11 @@ data:
 - name: guard-tls
   secret:
     secretName: {{ required "tls.secretName is required when tls.enabled" $v.tls.secretName }}
+{{- end }}
+{{- if $v.auth.existingSecret }}
+- name: guard-auth
+  secret:
+    secretName: {{ $v.auth.existingSecret }}
 {{- end }}
 {{- if and (eq .command "consume") $v.kafka.security.existingSecret (contains "SSL" $v.kafka.security.protocol) }}
 - name: guard-kafka
