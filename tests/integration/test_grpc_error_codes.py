@@ -207,3 +207,9 @@ async def test_a_message_over_the_size_limit_is_refused_before_it_is_parsed(srv)
     code, message = await status_of(raw(b"\x0a" + b"\xff" * (limit + 10), timeout=5))  # not even valid protobuf
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in message
     assert (await srv.stub.Check(pb.CheckRequest(text="fine"))).decision.action
+
+
+async def test_a_very_long_single_token_is_scored_like_any_text(srv):
+    answer = await srv.stub.Check(pb.CheckRequest(text="a" * 500, request_id="one-token"), timeout=10)
+    assert answer.decision.action != pb.ACTION_UNSPECIFIED and not answer.decision.degraded
+    assert srv.classifier.scored("a" * 500)
