@@ -63,7 +63,10 @@ def check_text_chars(text: str, field: str) -> None:
 
 class _FoldTable(dict):
     """`str.translate` table built lazily: Cf characters map to None (removed), characters whose
-    NFKC form is one other character map to it, everything else to itself."""
+    NFKC form is one other character map to it, everything else to itself. It caches at most
+    `MAX_CACHED` code points, so text cycling through all of Unicode cannot grow it without bound."""
+
+    MAX_CACHED = 65536
 
     def __missing__(self, codepoint: int):
         char = chr(codepoint)
@@ -72,7 +75,8 @@ class _FoldTable(dict):
         else:
             compat = unicodedata.normalize("NFKC", char)
             value = compat if len(compat) == 1 else codepoint
-        self[codepoint] = value
+        if len(self) < self.MAX_CACHED:
+            self[codepoint] = value
         return value
 
 
@@ -92,7 +96,7 @@ def fold_with_origin(text: str) -> tuple[str, list[int] | None]:
     folded = fold(text)
     if len(folded) == len(text):
         return folded, None
-    return folded, [i for i, char in enumerate(text) if _FOLD[ord(char)] is not None]
+    return folded, [i for i, char in enumerate(text) if _FOLD[ord(char)] is not None]  # kept characters
 
 
 def origin_span(span: tuple[int, int], origin: list[int] | None, length: int) -> tuple[int, int]:

@@ -67,3 +67,12 @@ def test_policy_lists_match_disguised_text():
     for text in ["a ｂｏｍｂ", "a b\u200bomb", "a bоmb", "a BOMB"]:
         assert policy.match_lists(text) is not None, text
     assert policy.match_lists("a bombastic speech") is None
+
+
+def test_the_fold_cache_stays_bounded_over_all_of_unicode():
+    from guard.text import _FOLD
+
+    for start in range(0, 0x30000, 4096):
+        fold("".join(chr(c) for c in range(start, start + 4096) if not 0xD800 <= c <= 0xDFFF))
+    assert len(_FOLD) <= _FOLD.MAX_CACHED
+    assert fold("ｂ\u200bｏｍｂ") == "bomb"  # still right past the cache bound
