@@ -250,13 +250,10 @@ def _remote(args: argparse.Namespace):
     """A stub for `--target` and the call metadata (the bearer token, when one is configured)."""
     import grpc
 
-    from guard.server.auth import read_tokens
+    from guard.server.auth import client_token
     from guard.v1 import guard_pb2_grpc
 
-    settings = _settings(args)
-    token = settings.auth_token.get_secret_value().strip() if settings.auth_token else None
-    if token is None and settings.auth_token_file is not None:
-        token = read_tokens(settings.auth_token_file)[0].decode()
+    token = client_token(_settings(args))
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
     return guard_pb2_grpc.GuardServiceStub(grpc.insecure_channel(args.target)), metadata
 

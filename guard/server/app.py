@@ -13,7 +13,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from opentelemetry.trace import TracerProvider
 
 from guard.engine import Engine
-from guard.server.auth import BearerAuthInterceptor, TokenStore
+from guard.server.auth import BearerAuthInterceptor, token_store
 from guard.server.decoding import add_servicer
 from guard.server.servicer import GuardServicer
 from guard.settings import Settings
@@ -42,10 +42,9 @@ class GuardServer:
         interceptors = [
             aio_server_interceptor(tracer_provider=tracer_provider, filter_=filters.negate(filters.health_check()))
         ]
-        if settings.auth_token is not None or settings.auth_token_file is not None:
-            token = settings.auth_token.get_secret_value().strip() if settings.auth_token else None
-            store = TokenStore(token, settings.auth_token_file)
-            interceptors.insert(0, BearerAuthInterceptor(store, engine.metrics))  # outermost: refuse first
+        self.tokens = token_store(settings)
+        if self.tokens is not None:
+            interceptors.insert(0, BearerAuthInterceptor(self.tokens, engine.metrics))  # outermost: refuse first
         self.server = grpc.aio.server(
             interceptors=interceptors,
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
@@ -85,7 +84,7 @@ class GuardServer:
         if self.health_server is not None:
             await self.health_server.start()
         s = self.settings
-        auth = ", bearer-token auth" if s.auth_token is not None or s.auth_token_file is not None else ""
+        auth = ", bearer-token auth" if self.tokens is not None else ""
         log.info("gRPC listening on %s:%d (%s%s)", s.host, self.port,
                  "mutual TLS" if s.tls_client_ca_file else "TLS" if s.tls_cert_file else "plaintext", auth)
 

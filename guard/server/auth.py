@@ -78,6 +78,26 @@ class TokenStore:
         return ok
 
 
+def token_store(settings) -> TokenStore | None:
+    """The tokens the settings configure (`auth_token`, `auth_token_file`); None = auth off."""
+    if settings.auth_token is None and settings.auth_token_file is None:
+        return None
+    return TokenStore(_env_token(settings), settings.auth_token_file)
+
+
+def client_token(settings) -> str | None:
+    """The token a client built from these settings sends (`guard check --target`): `auth_token`,
+    else the first token of `auth_token_file`; None when neither is set."""
+    token = _env_token(settings)
+    if token is None and settings.auth_token_file is not None:
+        token = read_tokens(settings.auth_token_file)[0].decode()
+    return token
+
+
+def _env_token(settings) -> str | None:
+    return settings.auth_token.get_secret_value().strip() if settings.auth_token else None
+
+
 def _stamp(path: Path) -> tuple[int, int]:
     info = os.stat(path)
     return info.st_size, info.st_mtime_ns
