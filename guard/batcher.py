@@ -2,8 +2,10 @@
 
 Callers on any thread (the gRPC event loop, the Kafka consumer) `submit` texts and get a
 `concurrent.futures.Future`. One dedicated model thread drains the queue, tokenizes what arrived,
-forms a batch under a padded-token budget from texts of similar length (the oldest waiting text
-always goes in, so nothing starves), and runs the forward pass under `torch.inference_mode()`.
+forms a batch under a token budget from texts of similar length (the oldest waiting text always
+goes in, so nothing starves), and runs the forward pass under `torch.inference_mode()`: unpadded
+where the model allows (see `guard.unpadded`), else in length-sorted passes padded to their own
+longest window.
 Texts whose caller cancelled, or whose deadline passed, are dropped before the forward pass.
 
 Each model batch is a `guard.batch` span (its own trace) linked to the decision spans it served,
@@ -30,7 +32,6 @@ from guard.decision import Timing
 from guard.errors import DeadlineExceeded, ModelFailure, NotReady, Overloaded
 from guard.metrics import Metrics
 from guard.model import Classifier
-from guard.packing import plan_micro_batches
 from guard.routing import pool_windows
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class _Job:
     enqueued: float = field(default_factory=time.monotonic)
     windows: list[list[int]] = field(default_factory=list)
     longest: int = 0
+    tokens: int = 0  # over all its windows
     tokenize_ms: float = 0.0
 
     def expired(self, now: float) -> bool:
@@ -137,7 +139,10 @@ class Batcher:
         supervision scores its own windows and shares the batches with everything else."""
         links = links or [None] * len(windows)
         return self._enqueue(
-            [_Job("", Future(), deadline, link, windows=[w], longest=len(w)) for w, link in zip(windows, links)]
+            [
+                _Job("", Future(), deadline, link, windows=[w], longest=len(w), tokens=len(w))
+                for w, link in zip(windows, links)
+            ]
         )
 
     def _enqueue(self, jobs: list[_Job]) -> list[Future]:
@@ -194,6 +199,7 @@ class Batcher:
         for job, windows in zip(texts, encoded):
             job.windows = windows
             job.longest = max(len(w) for w in windows)
+            job.tokens = sum(len(w) for w in windows)
             job.tokenize_ms = elapsed_ms
         return jobs
 
@@ -224,18 +230,18 @@ class Batcher:
         if time.monotonic() - pending[0].enqueued >= self.max_wait:
             return False
         windows = sum(len(job.windows) for job in pending)
-        longest = max(job.longest for job in pending)
-        return windows < self.max_batch_size and windows * longest < self.max_batch_tokens
+        cost = self.classifier.batch_tokens(windows, max(j.longest for j in pending), sum(j.tokens for j in pending))
+        return windows < self.max_batch_size and cost < self.max_batch_tokens
 
     def _select(self, pending: list[_Job]) -> tuple[list[_Job], list[_Job]]:
         """The oldest job plus the jobs closest to it in length, within the token budget."""
         anchor = pending[0]
-        batch, windows, longest = [anchor], len(anchor.windows), anchor.longest
+        batch, windows, longest, tokens = [anchor], len(anchor.windows), anchor.longest, anchor.tokens
         for job in sorted(pending[1:], key=lambda j: abs(j.longest - anchor.longest)):
-            n, top = windows + len(job.windows), max(longest, job.longest)
-            if n <= self.max_batch_size and n * top <= self.max_batch_tokens:
+            n, top, total = windows + len(job.windows), max(longest, job.longest), tokens + job.tokens
+            if n <= self.max_batch_size and self.classifier.batch_tokens(n, top, total) <= self.max_batch_tokens:
                 batch.append(job)
-                windows, longest = n, top
+                windows, longest, tokens = n, top, total
         chosen = set(map(id, batch))
         return batch, [job for job in pending if id(job) not in chosen]
 
@@ -317,23 +323,19 @@ class Batcher:
         span.end()
 
     def _forward(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray | None, int]:
-        """Score the windows as length-sorted micro-batches, each padded only to its own longest
-        window; `plan_micro_batches` picks the split that wastes the least compute. Rows (and
-        embeddings, when there are any) come back in the order of `windows`, with the padded
-        tokens the forward passes ran over."""
+        """Score the windows as length-sorted forward passes (`Classifier.plan_runs`: one pass
+        when the model runs unpadded, else the split that wastes the least compute, each padded
+        only to its own longest window). Rows (and embeddings, when there are any) come back in
+        the order of `windows`, with the token positions the forward passes ran over."""
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-        runs = plan_micro_batches(
-            [len(windows[i]) for i in order],
-            self.classifier.overhead_tokens,
-            self.max_batch_size,
-            self.max_batch_tokens,
-        )
+        lengths = [len(windows[i]) for i in order]
+        runs = self.classifier.plan_runs(lengths, self.max_batch_size, self.max_batch_tokens)
         probs_out: np.ndarray | None = None
         emb_out: np.ndarray | None = None
         padded = 0
         for start, end in runs:
             rows = order[start:end]
-            padded += (end - start) * len(windows[rows[-1]])  # each run pads to its longest
+            padded += self.classifier.batch_tokens(end - start, lengths[end - 1], sum(lengths[start:end]))
             probs, embeddings = self.classifier.infer([windows[i] for i in rows])
             if probs_out is None:
                 probs_out = np.empty((len(windows), probs.shape[1]), dtype=probs.dtype)

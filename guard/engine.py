@@ -47,7 +47,11 @@ class EngineInfo:
 def load_classifier(settings: Settings) -> Classifier:
     """The configured model folder, or the embedded default model when none is configured (with
     routing on, the default model gives the routing embedding in the same forward pass)."""
-    window = {"max_window_tokens": settings.max_window_tokens, "overlap_tokens": settings.window_overlap_tokens}
+    window = {
+        "max_window_tokens": settings.max_window_tokens,
+        "overlap_tokens": settings.window_overlap_tokens,
+        "unpadded": settings.unpadded,
+    }
     if settings.model is None:
         from guard.defaults.model import load_default_classifier
 

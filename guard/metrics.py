@@ -50,7 +50,8 @@ class Metrics:
                                           "its decision, by transport.", ["transport"], buckets=_SECONDS, registry=r)
         self.batch_size = Histogram("guard_batch_size", "Texts (or stream windows) per model batch.",
                                     buckets=_BATCH_SIZE, registry=r)
-        self.batch_tokens = Histogram("guard_batch_tokens", "Padded tokens per model batch (the budgeted quantity).",
+        self.batch_tokens = Histogram("guard_batch_tokens",
+                                      "Token positions computed per model batch (real tokens when unpadded).",
                                       buckets=_BATCH_TOKENS, registry=r)
         self.queue_depth = Gauge("guard_queue_depth", "Texts submitted to the model thread and not yet answered.",
                                  registry=r)

@@ -14,7 +14,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 from transformers.utils import logging as hf_logging
 
 from guard.errors import ConfigError
+from guard.packing import plan_micro_batches, plan_unpadded_runs
 from guard.text import fold, fold_with_origin, origin_span
+from guard.unpadded import UnpaddedBert, unsupported_reason
 from guard.windows import split_windows
 
 log = logging.getLogger(__name__)
@@ -73,8 +75,12 @@ def pad_windows(windows: list[list[int]], pad_id: int, token_types: bool = True)
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
     """Sentence embeddings: hidden states averaged over real tokens, L2-normalised (float32)."""
     weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
-    return torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
+    return unit_rows((hidden * weights).sum(1) / weights.sum(1).clamp(min=1))
+
+
+def unit_rows(vectors: torch.Tensor) -> np.ndarray:
+    """Rows scaled to unit L2 norm, as float32 numpy."""
+    return torch.nn.functional.normalize(vectors.float(), dim=-1).cpu().numpy()
 
 
 def _hash_into(digest, path: Path) -> None:
@@ -126,8 +132,11 @@ class Classifier:
         max_window_tokens: int = 256,
         overlap_tokens: int = 64,
         source: str = "",
+        unpadded: bool = True,
     ) -> None:
         self.model = model.to(device=placement.device, dtype=placement.dtype).eval()
+        # BERT-family models run without padding (same scores, less compute); others padded
+        self.unpadded = UnpaddedBert.wrap(self.model) if unpadded else None
         self.tokenizer = tokenizer
         self.tokenizer.model_max_length = 1 << 30  # we window ourselves; silence the length warning
         self.model_id = model_id
@@ -182,10 +191,34 @@ class Classifier:
         """Text tokens that fit in one window beside the special tokens."""
         return self._content_tokens
 
+    # --- batch shapes ---------------------------------------------------------------------------
+    @property
+    def execution(self) -> str:
+        """How batches run: "unpadded" (windows packed end to end) or "padded" (and why)."""
+        if self.unpadded is not None:
+            return "unpadded"
+        reason = unsupported_reason(self.model)
+        return f"padded ({reason})" if reason else "padded (unpadded execution turned off)"
+
+    def batch_tokens(self, windows: int, longest: int, tokens: int) -> int:
+        """Token positions a forward pass over `windows` windows computes: their `tokens` when
+        unpadded, `windows x longest` when padded."""
+        return tokens if self.unpadded is not None else windows * longest
+
+    def plan_runs(self, sorted_lengths: list[int], max_rows: int, max_tokens: int) -> list[tuple[int, int]]:
+        """Split windows (ascending lengths) into forward passes, as [start, end) runs. Padded:
+        the split that wastes the least compute (`plan_micro_batches`); unpadded: as few passes
+        as the limits allow, since padding no longer costs anything."""
+        if self.unpadded is None:
+            return plan_micro_batches(sorted_lengths, self.overhead_tokens, max_rows, max_tokens)
+        return plan_unpadded_runs(sorted_lengths, max_rows, max_tokens)
+
     # --- scoring -------------------------------------------------------------------------------
     def forward(self, windows: list[list[int]]) -> np.ndarray:
-        """Probabilities, one row per window; the batch is padded to its own longest window."""
+        """Probabilities, one row per window (unpadded, or padded to the batch's own longest)."""
         with torch.inference_mode():
+            if self.unpadded is not None:
+                return self._probabilities(self.unpadded.logits(self.unpadded.layout(windows)))
             return self._probabilities(self.model(**self._inputs(windows)).logits)
 
     def infer(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -233,13 +266,15 @@ class Classifier:
                 out[i] = probs[row : row + len(encoded[i])].max(axis=0)
                 row += len(encoded[i])
 
+        tokens = 0
         for i in sorted(range(len(texts)), key=lambda i: max(len(w) for w in encoded[i])):
             n, longest = windows + len(encoded[i]), max(len(w) for w in encoded[i])
-            if batch and (n > max_batch_size or n * longest > max_batch_tokens):
+            total = tokens + sum(len(w) for w in encoded[i])
+            if batch and (n > max_batch_size or self.batch_tokens(n, longest, total) > max_batch_tokens):
                 flush()
-                batch, windows, n = [], 0, len(encoded[i])
+                batch, n, total = [], len(encoded[i]), sum(len(w) for w in encoded[i])
             batch.append(i)
-            windows = n
+            windows, tokens = n, total
         if batch:
             flush()
         return out

@@ -1,10 +1,11 @@
-"""Splitting a batch of windows into micro-batches that waste the least compute (pure).
+"""Splitting a batch of windows into forward passes (pure).
 
 A forward pass costs about `overhead + rows * longest` token-equivalents: a fixed per-call cost
 plus every padded token. Given windows sorted by length, the cheapest split into contiguous runs
 is found exactly by dynamic programming. On a CPU the fixed cost is small (tens of tokens), so
 texts of very different lengths run apart instead of padding short ones to the longest; on a GPU
-it is large, so everything runs as one batch.
+it is large, so everything runs as one batch. A model that runs unpadded (`guard.unpadded`) pays
+for real tokens only, so it needs as few passes as the limits allow.
 """
 
 from __future__ import annotations
@@ -38,3 +39,18 @@ def plan_micro_batches(
         runs.append((cut[end], end))
         end = cut[end]
     return runs[::-1]
+
+
+def plan_unpadded_runs(sorted_lengths: Sequence[int], max_rows: int, max_tokens: int) -> list[tuple[int, int]]:
+    """Contiguous [start, end) runs covering `sorted_lengths`, as few as possible, each with at
+    most `max_rows` rows and at most `max_tokens` real tokens (a single row always fits)."""
+    runs: list[tuple[int, int]] = []
+    start, tokens = 0, 0
+    for end, length in enumerate(sorted_lengths):
+        if end > start and (end - start >= max_rows or tokens + length > max_tokens):
+            runs.append((start, end))
+            start, tokens = end, 0
+        tokens += length
+    if sorted_lengths:
+        runs.append((start, len(sorted_lengths)))
+    return runs

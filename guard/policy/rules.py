@@ -36,6 +36,7 @@ class Policy:
         self.version = config.version
         self._allow = [re.compile(p, re.IGNORECASE) for p in config.allowlist]
         self._block = [re.compile(p, re.IGNORECASE) for p in config.blocklist]
+        self._thresholds: dict[tuple[str, str], tuple[float, float]] = {}  # (category, source) -> (flag, block)
 
     def categories_for(self, labels: Sequence[str]) -> list[str]:
         """The categories this policy reports for a model with these labels, in label order."""
@@ -93,15 +94,21 @@ class Policy:
         )
 
     def _score_category(self, category: str, score: float, source: Source) -> CategoryScore:
-        t: Thresholds = self.config.thresholds_for(category, source.value)
-        flag = NEVER if t.flag is None else t.flag
-        block = NEVER if t.block is None else t.block
+        flag, block = self._flag_block(category, source.value)
         action = Action.BLOCK if score >= block else Action.FLAG if score >= flag else Action.ALLOW
         lowest = min(flag, block)
         return CategoryScore(
             category=category, score=float(score), threshold=lowest, triggered=score >= lowest,
             action=action, block_threshold=block,
         )
+
+    def _flag_block(self, category: str, source: str) -> tuple[float, float]:
+        """The FLAG and BLOCK thresholds (NEVER when off); the config is immutable, so cached."""
+        key = (category, source)
+        if key not in self._thresholds:
+            t: Thresholds = self.config.thresholds_for(category, source)
+            self._thresholds[key] = (NEVER if t.flag is None else t.flag, NEVER if t.block is None else t.block)
+        return self._thresholds[key]
 
     def _decision(self, action: Action, categories, reasons, rule: str) -> Decision:
         return Decision(

@@ -94,7 +94,8 @@ class GuardServer:
         await asyncio.get_running_loop().run_in_executor(None, self.engine.start)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         info = self.engine.info()
-        log.info("SERVING model %s on %s (%s)", info.model, info.device, info.dtype)
+        log.info("SERVING model %s on %s (%s, %s batches)", info.model, info.device, info.dtype,
+                 self.engine.classifier.execution)
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING, refuse new calls, let in-flight calls finish within the grace period."""

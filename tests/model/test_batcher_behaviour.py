@@ -1,4 +1,7 @@
-"""The batcher on a real model: batching, token budget, length grouping, bounds and drops."""
+"""The batcher on a real model: batching, token budget, length grouping, bounds and drops.
+
+Most tests run the model padded, where length grouping and the padded-token budget matter; the
+unpadded tests at the end check what changes when the model runs unpadded."""
 
 from __future__ import annotations
 
@@ -15,6 +18,11 @@ from tests.support.recording import RecordingClassifier
 
 @pytest.fixture
 def classifier(tiny_model_dir):
+    return RecordingClassifier.load(tiny_model_dir, max_window_tokens=128, unpadded=False)
+
+
+@pytest.fixture
+def unpadded_classifier(tiny_model_dir):
     return RecordingClassifier.load(tiny_model_dir, max_window_tokens=128)
 
 
@@ -167,3 +175,34 @@ def test_one_text_longer_than_the_budget_runs_in_parts(classifier):
     b.stop(5)
     assert set(result.scores) == set(classifier.labels)
     assert all(rows <= 2 for rows, _ in classifier.shapes)
+
+
+def test_unpadded_batches_mix_lengths_in_one_pass_within_the_real_token_budget(unpadded_classifier):
+    classifier = unpadded_classifier
+    assert classifier.execution == "unpadded"
+    b = make(classifier, max_batch_tokens=1024, max_batch_size=64)
+    first = hold(classifier, b)
+    texts = [words(3, "s") if i % 2 == 0 else words(95, "l") for i in range(20)]  # interleaved
+    futures = b.submit(texts)
+    classifier.gate.set()
+    first.result(10)
+    results = [f.result(10) for f in futures]
+    b.stop(5)
+    passes = classifier.batches[1:]
+    assert all(sum(len(w) for w in batch) <= 1024 for batch in passes)  # real tokens, not rows x longest
+    assert any(min(map(len, batch)) < 10 and max(map(len, batch)) > 90 for batch in passes)  # no padding to fear
+    total = sum(len(w) for ws in classifier.encode(texts) for w in ws)
+    assert len(passes) <= -(-total // 1024) + 1  # about as few passes as the budget allows, not one per length
+    assert results[0].scores == results[2].scores  # identical texts, identical scores wherever they ran
+
+
+def test_unpadded_results_equal_padded_results(classifier, unpadded_classifier):
+    texts = [words(n) for n in (3, 10, 40, 90, 5, 60, 20, 100, 7, 33)]
+    out = []
+    for c in (classifier, unpadded_classifier):
+        b = make(c)
+        out.append([f.result(10).scores for f in b.submit(texts)])
+        b.stop(5)
+    for padded, unpadded in zip(*out):
+        assert padded.keys() == unpadded.keys()
+        assert all(abs(padded[k] - unpadded[k]) < 1e-5 for k in padded)
