@@ -1,10 +1,14 @@
 """Benchmark: raw model vs guard over gRPC vs a naive one-forward-per-request server, one run.
 
-    python -m benchmarks.bench_grpc [--model DIR] [--seconds 8] [--repeats 2] [--texts 2000]
+    python -m benchmarks.bench_grpc [--model DIR] [--seconds 8] [--repeats 2] [--rounds 3] [--texts 2000]
 
 Without --model it builds the packaged all-MiniLM-L6-v2 encoder with a classification head (the
-compute of guard's default model). Prints a Markdown table and the ratios the engine issue asks
-for: guard at 64 clients / raw, and guard at 64 clients / naive at 64 clients.
+compute of guard's default model). Three `guard serve` processes stay up for the whole run (guard
+as configured by default, guard with unpadded=false, and the naive server: max_batch_size=1), idle
+unless driven. Prints a Markdown table (each row the best of --repeats runs), then the ratios the
+engine issue asks for (guard at 64 clients / raw, and / naive at 64 clients) from --rounds rounds
+that measure raw, guard and naive back to back, with their median: on a shared machine the speed
+drifts over minutes, and a ratio of two figures taken minutes apart measures the drift.
 """
 
 from __future__ import annotations
@@ -122,26 +126,19 @@ def best(runs: list[tuple[float, float, float]]) -> tuple[float, float, float]:
     return max(runs, key=lambda r: r[0])
 
 
-def grpc_rows(model_dir: Path, texts: list[str], seconds: float, repeats: int, scenarios, **settings) -> list[tuple]:
-    """One `guard serve` with `settings`; each (name, clients, batch) scenario run `repeats` times."""
-    proc, address = served(model_dir, **settings)
-    rows = []
-    try:
-        asyncio.run(drive(address, texts, 16, 2.0))  # warm the server
-        for name, clients, batch in scenarios:
-            tput, p50, p99 = best([asyncio.run(drive(address, texts, clients, seconds, batch)) for _ in range(repeats)])
-            rows.append((name, tput, p50, p99, "latency per call" if batch else ""))
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    return rows
+SERVERS = {  # name -> settings; every server is up for the whole run, idle unless driven
+    "guard": {},
+    "padded": {"unpadded": "false"},
+    "naive": {"max_batch_size": 1, "max_wait_ms": 0},
+}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="classifier folder (default: MiniLM + head)")
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds per gRPC scenario run")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per row; the best is reported")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per table row; the best is reported")
+    parser.add_argument("--rounds", type=int, default=3, help="paired rounds of raw, guard@64 and naive@64")
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -165,43 +162,66 @@ def main() -> int:
         print(f"# device={classifier.placement.device} dtype={classifier.placement.dtype_name} batches={mode} "
               f"texts={len(texts)} tokens min/median/max={min(lengths)}/{int(statistics.median(lengths))}/"
               f"{max(lengths)} cores={os.cpu_count()}", flush=True)
-
-        def raw_row(name: str, model: Classifier, pool: int = 0, note: str = "") -> tuple:
-            repeats = 1 if pool else args.repeats  # arrival order is the slow reference row
-            return (name, max(raw_throughput(model, texts, settings, pool) for _ in range(repeats)), None, None, note)
-
-        rows = [raw_row(f"raw model, length-sorted batches, {mode} (the limit)", classifier, note="tokenize + forward")]
-        raw = rows[0][1]
-        rows += [
-            raw_row("raw model, length-sorted batches, padded", padded),
-            raw_row("raw model, batches of 48 in arrival order, padded", padded, 48, "padded to longest"),
-            raw_row(f"raw model, batches of 48 in arrival order, {mode}", classifier, 48),
-        ]
         mean_tokens = statistics.mean(lengths)
         overhead = padded.overhead_tokens
         print(f"# forward cost ~ {overhead:.0f} + padded tokens (token-equivalents); mean text {mean_tokens:.0f} "
               f"tokens -> batching can gain at most ~{(overhead + mean_tokens) / mean_tokens:.1f}x over one forward "
               f"per text", flush=True)
+
+        def raw_row(name: str, model: Classifier, pool: int = 0, note: str = "") -> tuple:
+            repeats = 1 if pool else args.repeats  # arrival order is the slow reference row
+            return (name, max(raw_throughput(model, texts, settings, pool) for _ in range(repeats)), None, None, note)
+
+        rows = [
+            raw_row(f"raw model, length-sorted batches, {mode} (the limit)", classifier, note="tokenize + forward"),
+            raw_row("raw model, length-sorted batches, padded", padded),
+            raw_row("raw model, batches of 48 in arrival order, padded", padded, 48, "padded to longest"),
+            raw_row(f"raw model, batches of 48 in arrival order, {mode}", classifier, 48),
+        ]
+        servers = {}
+        try:
+            for name, extra in SERVERS.items():
+                servers[name] = served(model_dir, device=args.device, **extra)
+                asyncio.run(drive(servers[name][1], texts, 16, 2.0))  # warm it
+
+            def row(name: str, server: str, clients: int, batch: int = 0) -> tuple:
+                runs = [asyncio.run(drive(servers[server][1], texts, clients, args.seconds, batch))
+                        for _ in range(args.repeats)]
+                tput, p50, p99 = best(runs)
+                return (name, tput, p50, p99, "latency per call" if batch else "")
+
+            rows += [row(f"guard Check, {n} clients", "guard", n) for n in (1, 16, 64)]
+            rows.append(row("guard CheckBatch(64), 4 clients", "guard", 4, 64))
+            rows.append(row("guard Check, 64 clients, unpadded=false", "padded", 64))
+            rows.append(row("naive: one forward per request, 64 clients", "naive", 64))
+            # the ratios, from rounds that measure all three back to back (the machine drifts)
+            rounds = []
+            for _ in range(args.rounds):
+                raw = raw_throughput(classifier, texts, settings)
+                guard64 = asyncio.run(drive(servers["guard"][1], texts, 64, args.seconds))[0]
+                naive = asyncio.run(drive(servers["naive"][1], texts, 64, args.seconds))[0]
+                rounds.append((raw, guard64, naive))
+        finally:
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait(30)
         del classifier, padded
-
-        def served_rows(scenarios, **kw) -> list[tuple]:
-            return grpc_rows(model_dir, texts, args.seconds, args.repeats, scenarios, device=args.device, **kw)
-
-        unary = [(f"guard Check, {n} clients", n, 0) for n in (1, 16, 64)]
-        rows += served_rows(unary + [("guard CheckBatch(64), 4 clients", 4, 64)])
-        rows += served_rows([("guard Check, 64 clients, unpadded=false", 64, 0)], unpadded="false")
-        rows += served_rows([("naive: one forward per request, 64 clients", 64, 0)], max_batch_size=1, max_wait_ms=0)
 
     rows += routing_cost(texts)
     print("\n| scenario | texts/s | p50 ms | p99 ms | note |\n|---|---:|---:|---:|---|")
     for name, tput, p50, p99, note in rows:
         fmt = lambda v: "" if v is None else f"{v:.1f}"  # noqa: E731
         print(f"| {name} | {tput:.1f} | {fmt(p50)} | {fmt(p99)} | {note} |")
-    guard64 = next(r[1] for r in rows if r[0] == "guard Check, 64 clients")
-    naive = next(r[1] for r in rows if r[0].startswith("naive"))
-    print(f"\nguard@64 / raw   = {guard64 / raw:.2f}  (target >= 0.85)")
-    print(f"guard@64 / naive = {guard64 / naive:.2f}  (target >= 4)")
-    print(f"raw / naive      = {raw / naive:.2f}  (the most any batching can gain over the naive server here)")
+    print("\n| round | raw texts/s | guard@64 texts/s | naive@64 texts/s | guard/raw | guard/naive | raw/naive |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for k, (raw, guard64, naive) in enumerate(rounds, 1):
+        print(f"| {k} | {raw:.1f} | {guard64:.1f} | {naive:.1f} | {guard64 / raw:.2f} | {guard64 / naive:.2f} "
+              f"| {raw / naive:.2f} |")
+    median = lambda i, j: statistics.median(r[i] / r[j] for r in rounds)  # noqa: E731
+    print(f"\nmedian over {len(rounds)} rounds:")
+    print(f"guard@64 / raw   = {median(1, 0):.2f}  (target >= 0.85)")
+    print(f"guard@64 / naive = {median(1, 2):.2f}  (target >= 4)")
+    print(f"raw / naive      = {median(0, 2):.2f}  (the most any batching could gain over the naive server here)")
     return 0
 
 
