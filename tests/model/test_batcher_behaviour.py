@@ -72,16 +72,22 @@ def test_batches_respect_the_token_budget_and_pad_to_their_own_longest(classifie
     assert min(cols for _, cols in classifier.shapes) < 128
 
 
-def test_similar_lengths_are_grouped_together(classifier):
+def interleaved_behind_a_held_thread(classifier, n: int):
+    """`n` short and long texts (interleaved) queued while the model thread is held, then run
+    under a 1024-token budget; returns the texts and their results."""
     b = make(classifier, max_batch_tokens=1024, max_batch_size=64)
     first = hold(classifier, b)
-    texts = [words(3, "s") if i % 2 == 0 else words(95, "l") for i in range(40)]  # interleaved
+    texts = [words(3, "s") if i % 2 == 0 else words(95, "l") for i in range(n)]
     futures = b.submit(texts)
     classifier.gate.set()
     first.result(10)
-    for f in futures:
-        f.result(10)
+    results = [f.result(10) for f in futures]
     b.stop(5)
+    return texts, results
+
+
+def test_similar_lengths_are_grouped_together(classifier):
+    interleaved_behind_a_held_thread(classifier, 40)
     for batch in classifier.batches[1:]:
         lengths = [len(w) for w in batch]
         assert max(lengths) - min(lengths) < 20, lengths  # never short and long in one batch
@@ -180,14 +186,7 @@ def test_one_text_longer_than_the_budget_runs_in_parts(classifier):
 def test_unpadded_batches_mix_lengths_in_one_pass_within_the_real_token_budget(unpadded_classifier):
     classifier = unpadded_classifier
     assert classifier.execution == "unpadded"
-    b = make(classifier, max_batch_tokens=1024, max_batch_size=64)
-    first = hold(classifier, b)
-    texts = [words(3, "s") if i % 2 == 0 else words(95, "l") for i in range(20)]  # interleaved
-    futures = b.submit(texts)
-    classifier.gate.set()
-    first.result(10)
-    results = [f.result(10) for f in futures]
-    b.stop(5)
+    texts, results = interleaved_behind_a_held_thread(classifier, 20)
     passes = classifier.batches[1:]
     assert all(sum(len(w) for w in batch) <= 1024 for batch in passes)  # real tokens, not rows x longest
     assert any(min(map(len, batch)) < 10 and max(map(len, batch)) > 90 for batch in passes)  # no padding to fear
