@@ -40,19 +40,8 @@ def raw_rate(texts: list[str]) -> float:
     classifier.warm_up()
     limits = Settings()
     start = time.perf_counter()
-    encoded = classifier.encode(texts)
-    windows = sorted((w for ws in encoded for w in ws), key=len)
-    batch: list[list[int]] = []
-    tokens = 0
-    for window in windows:
-        n, total = len(batch) + 1, tokens + len(window)
-        if batch and (n > limits.max_batch_size or classifier.batch_tokens(n, len(window), total) > limits.max_batch_tokens):
-            classifier.infer(batch)
-            batch, tokens = [], 0
-        batch.append(window)
-        tokens += len(window)
-    if batch:
-        classifier.infer(batch)
+    windows = [w for ws in classifier.encode(texts) for w in ws]
+    classifier.infer_in_passes(windows, limits.max_batch_size, limits.max_batch_tokens)
     return len(texts) / (time.perf_counter() - start)
 
 

@@ -323,30 +323,14 @@ class Batcher:
         span.end()
 
     def _forward(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray | None, int]:
-        """Score the windows as length-sorted forward passes (`Classifier.plan_runs`: one pass
-        when the model runs unpadded, else the split that wastes the least compute, each padded
-        only to its own longest window). Rows (and embeddings, when there are any) come back in
-        the order of `windows`, with the token positions the forward passes ran over."""
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-        lengths = [len(windows[i]) for i in order]
-        runs = self.classifier.plan_runs(lengths, self.max_batch_size, self.max_batch_tokens)
-        probs_out: np.ndarray | None = None
-        emb_out: np.ndarray | None = None
-        padded = 0
-        for start, end in runs:
-            rows = order[start:end]
-            padded += self.classifier.batch_tokens(end - start, lengths[end - 1], sum(lengths[start:end]))
-            probs, embeddings = self.classifier.infer([windows[i] for i in rows])
-            if probs_out is None:
-                probs_out = np.empty((len(windows), probs.shape[1]), dtype=probs.dtype)
-            probs_out[rows] = probs
-            if embeddings is not None:
-                if emb_out is None:
-                    emb_out = np.empty((len(windows), embeddings.shape[1]), dtype=np.float32)
-                emb_out[rows] = embeddings
-        if emb_out is None and self.embedder is not None:
-            emb_out = self.embedder(windows)
-        return probs_out, emb_out, padded  # type: ignore[return-value]
+        """Score the windows as length-sorted forward passes (`Classifier.infer_in_passes`: one
+        pass when the model runs unpadded, else the split that wastes the least compute, each
+        padded only to its own longest window); embeddings from the separate `embedder` when the
+        model's own pass gives none."""
+        probs, embeddings, computed = self.classifier.infer_in_passes(windows, self.max_batch_size, self.max_batch_tokens)
+        if embeddings is None and self.embedder is not None:
+            embeddings = self.embedder(windows)
+        return probs, embeddings, computed
 
     def _finish(self, jobs: list[_Job], error: Exception) -> None:
         self._release(len(jobs))

@@ -251,33 +251,40 @@ class Classifier:
         best = probs.max(axis=0)
         return {label: float(best[i]) for i, label in enumerate(self.labels)}
 
+    def infer_in_passes(
+        self, windows: list[list[int]], max_rows: int, max_tokens: int, embeddings: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None, int]:
+        """Score windows as length-sorted forward passes under the limits (`plan_runs`).
+        Probabilities (and embeddings, when the model gives them and `embeddings` is true) come
+        back in the order of `windows`, with the token positions the passes computed."""
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        lengths = [len(windows[i]) for i in order]
+        probs_out = np.empty((len(windows), len(self.labels)), dtype=np.float32)
+        emb_out: np.ndarray | None = None
+        computed = 0
+        for start, end in self.plan_runs(lengths, max_rows, max_tokens):
+            rows = order[start:end]
+            computed += self.batch_tokens(end - start, lengths[end - 1], sum(lengths[start:end]))
+            run = [windows[i] for i in rows]
+            probs, embedded = self.infer(run) if embeddings else (self.forward(run), None)
+            probs_out[rows] = probs
+            if embedded is not None:
+                if emb_out is None:
+                    emb_out = np.empty((len(windows), embedded.shape[1]), dtype=np.float32)
+                emb_out[rows] = embedded
+        return probs_out, emb_out, computed
+
     def score_matrix(self, texts: list[str], max_batch_tokens: int = 4096, max_batch_size: int = 64) -> np.ndarray:
-        """Probabilities (texts x labels), max over each text's windows, computed in batches of
-        similar length under the given limits (evaluation, benchmarks; the service uses the batcher)."""
+        """Probabilities (texts x labels), max over each text's windows, computed in length-sorted
+        passes under the given limits (evaluation, benchmarks; the service uses the batcher)."""
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
         encoded = self.encode(texts)
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        batch: list[int] = []
-        windows = 0
-
-        def flush() -> None:
-            probs = self.forward([w for i in batch for w in encoded[i]])
-            row = 0
-            for i in batch:
-                out[i] = probs[row : row + len(encoded[i])].max(axis=0)
-                row += len(encoded[i])
-
-        tokens = 0
-        for i in sorted(range(len(texts)), key=lambda i: max(len(w) for w in encoded[i])):
-            n, longest = windows + len(encoded[i]), max(len(w) for w in encoded[i])
-            total = tokens + sum(len(w) for w in encoded[i])
-            if batch and (n > max_batch_size or self.batch_tokens(n, longest, total) > max_batch_tokens):
-                flush()
-                batch, n, total = [], len(encoded[i]), sum(len(w) for w in encoded[i])
-            batch.append(i)
-            windows, tokens = n, total
-        if batch:
-            flush()
-        return out
+        probs, _, _ = self.infer_in_passes(
+            [w for windows in encoded for w in windows], max_batch_size, max_batch_tokens, embeddings=False
+        )
+        bounds = np.cumsum([0] + [len(windows) for windows in encoded])
+        return np.stack([probs[a:b].max(axis=0) for a, b in zip(bounds, bounds[1:])]).astype(np.float32)
 
     def score(self, texts: list[str], **limits) -> list[dict[str, float]]:
         """Scores by label for each text (see `score_matrix`)."""

@@ -74,10 +74,10 @@ class Layout:
     groups: tuple[AttentionGroup, ...]
 
 
-def build_layout(windows: list[list[int]], device: torch.device, max_group_tokens: int = 1 << 30) -> Layout:
+def build_layout(windows: list[list[int]], device: torch.device) -> Layout:
     """The packed layout of `windows` (token ids, special tokens included), tensors on `device`.
-    Attention groups are contiguous runs of the windows sorted by length, at most
-    `max_group_tokens` padded positions each (a single window always fits)."""
+    Attention groups are contiguous runs of the windows sorted by length, split where the padding
+    a larger group would carry costs more than another group."""
     lengths = [len(w) for w in windows]
     starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     positions = np.concatenate([np.arange(n) for n in lengths])
@@ -85,7 +85,7 @@ def build_layout(windows: list[list[int]], device: torch.device, max_group_token
     order = sorted(range(len(windows)), key=lambda i: lengths[i])
     groups = []
     for a, b in plan_micro_batches(
-        [lengths[i] for i in order], GROUP_OVERHEAD_TOKENS, len(windows), max_group_tokens
+        [lengths[i] for i in order], GROUP_OVERHEAD_TOKENS, len(windows), 1 << 30
     ):
         rows = order[a:b]
         longest = lengths[rows[-1]]
@@ -135,8 +135,8 @@ class UnpaddedBert:
     def device(self) -> torch.device:
         return self.bert.embeddings.word_embeddings.weight.device
 
-    def layout(self, windows: list[list[int]], max_group_tokens: int = 1 << 30) -> Layout:
-        return build_layout(windows, self.device, max_group_tokens)
+    def layout(self, windows: list[list[int]]) -> Layout:
+        return build_layout(windows, self.device)
 
     def embed(self, layout: Layout) -> torch.Tensor:
         """Token embeddings [tokens, hidden] (token type 0, as the padded path passes)."""
