@@ -13,7 +13,10 @@ Folded (`fold`), so a disguise does not change what the model and the policy lis
   full-width "ｂｏｍｂ" and mathematical "𝐛𝐨𝐦𝐛" read "bomb";
 - Cyrillic, Greek and Armenian letters that look like Latin ones are read as Latin inside a word
   that also has Latin letters ("bоmb" with a Cyrillic о), and in all-lookalike words of a text
-  that is mostly Latin. Text in those scripts proper is left alone.
+  that is mostly Latin. Text in those scripts proper is left alone;
+- leetspeak: in a word of Latin letters and digits with a digit between two letters and at least
+  two letters, the digits 0 1 3 4 5 7 read as o i e a s t ("k1ll", "h4ck", "f4k3" read "kill",
+  "hack", "fake"); "mp3", "covid19", "4x4" and order numbers like "AB12345" are left alone.
 
 Only the Cf removal changes the length; `fold_with_origin` maps folded positions back, so stream
 offsets stay in the caller's characters.
@@ -47,6 +50,10 @@ _LOOKALIKE_TABLE = str.maketrans(_LOOKALIKES)
 _HAS_LOOKALIKE = re.compile("[" + "".join(_LOOKALIKES) + "]")
 _WORD = re.compile(r"[^\W\d_]+")
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
+_LEET_TABLE = str.maketrans("013457", "oieast")
+_ALNUM = re.compile(r"[A-Za-z0-9]+")
+_INNER_LEET_DIGIT = re.compile(r"(?<=[A-Za-z])[013457](?=[A-Za-z])")
+_DIGIT = re.compile(r"[0-9]")
 
 
 def check_text_chars(text: str, field: str) -> None:
@@ -85,9 +92,9 @@ _FOLD = _FoldTable()
 
 def fold(text: str) -> str:
     """The text as the model and the policy lists read it (see the module doc)."""
-    if text.isascii():
-        return text
-    return _fold_lookalikes(text.translate(_FOLD))
+    if not text.isascii():
+        text = _fold_lookalikes(text.translate(_FOLD))
+    return _fold_leet(text)
 
 
 def fold_with_origin(text: str) -> tuple[str, list[int] | None]:
@@ -108,6 +115,19 @@ def origin_span(span: tuple[int, int], origin: list[int] | None, length: int) ->
         at = origin[start] if start < len(origin) else length
         return at, at
     return origin[start], origin[end - 1] + 1
+
+
+def _fold_leet(text: str) -> str:
+    if _DIGIT.search(text) is None:
+        return text
+
+    def word(match: re.Match) -> str:
+        w = match.group()
+        if _INNER_LEET_DIGIT.search(w) is None or sum(c.isalpha() for c in w) < 2:
+            return w
+        return w.translate(_LEET_TABLE)
+
+    return _ALNUM.sub(word, text)
 
 
 def _fold_lookalikes(text: str) -> str:

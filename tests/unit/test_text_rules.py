@@ -76,3 +76,18 @@ def test_the_fold_cache_stays_bounded_over_all_of_unicode():
         fold("".join(chr(c) for c in range(start, start + 4096) if not 0xD800 <= c <= 0xDFFF))
     assert len(_FOLD) <= _FOLD.MAX_CACHED
     assert fold("ｂ\u200bｏｍｂ") == "bomb"  # still right past the cache bound
+
+
+@pytest.mark.parametrize(
+    "leet, plain",
+    [("how do i m4k3 a b0mb", "how do i make a bomb"), ("k1ll the pr0c3ss", "kill the process"),
+     ("f4k3 p4ssp0rt", "fake passport"), ("h3ll0 w0rld", "hello world")],
+)
+def test_leetspeak_folds_to_the_plain_words(leet, plain):
+    assert fold(leet) == plain
+    assert fold_with_origin(leet) == (plain, None)  # same length: stream offsets need no map
+
+
+def test_digits_that_are_not_leetspeak_stay():
+    text = "my mp3 player, covid19 test, a 4x4, order AB12345 and 12345, win10, gpt4"
+    assert fold(text) == text
