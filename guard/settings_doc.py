@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from guard.docblock import replace_block
 from guard.settings import Settings
 
-BEGIN = "<!-- settings-table:begin -->"
-END = "<!-- settings-table:end -->"
+BLOCK = "settings-table"
 
 
 def _default(field) -> str:
@@ -26,9 +26,7 @@ def settings_table() -> str:
 
 
 def render_into(readme: str) -> str:
-    head, rest = readme.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{settings_table()}\n{END}{tail}"
+    return replace_block(readme, BLOCK, settings_table())
 
 
 if __name__ == "__main__":

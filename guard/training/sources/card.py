@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
+from guard.docblock import read_block, write_block
 from guard.training.sources.base import DATA_DIR, SPLITS
 from guard.training.sources.registry import (
     BENCHMARKS,
@@ -21,7 +22,7 @@ from guard.training.sources.registry import (
 )
 
 README = DATA_DIR / "README.md"
-BEGIN, END = "<!-- counts:begin -->", "<!-- counts:end -->"
+BLOCK = "counts"
 
 
 def table() -> str:
@@ -49,14 +50,11 @@ def table() -> str:
 
 
 def current() -> str:
-    text = README.read_text(encoding="utf-8")
-    return text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip()
+    return read_block(README.read_text(encoding="utf-8"), BLOCK)
 
 
 def write() -> None:
-    text = README.read_text(encoding="utf-8")
-    head, tail = text[:text.index(BEGIN) + len(BEGIN)], text[text.index(END):]
-    README.write_text(f"{head}\n{table()}\n{tail}", encoding="utf-8")
+    write_block(README, BLOCK, table())
 
 
 if __name__ == "__main__":
