@@ -64,6 +64,7 @@ def batcher_throughput(classifier: Classifier, texts: list[str], embedder=None) 
 
 def routing_cost(texts: list[str]) -> list[tuple]:
     """The default model through the batcher: routing off, on in the same pass, on as a second pass."""
+    from guard.defaults import manifest
     from guard.defaults.model import load_default_classifier
     from guard.embedding import SentenceEncoder
 
@@ -75,7 +76,8 @@ def routing_cost(texts: list[str]) -> list[tuple]:
     second_pass = lambda windows: encoder.embed(plain.tokenizer.batch_decode(windows, skip_special_tokens=True))  # noqa: E731
     rows = [
         ("default model, batcher, routing off", batcher_throughput(plain, texts), None, None, ""),
-        ("default model, batcher, routing in the same pass", batcher_throughput(shared, texts), None, None, "shared layers 0-3"),
+        ("default model, batcher, routing in the same pass", batcher_throughput(shared, texts), None, None,
+         f"shared layers 0-{plain.model.config.num_hidden_layers - manifest()['training']['trainable_layers'] - 1}"),
         ("default model, batcher, routing as a second pass", batcher_throughput(plain, texts, second_pass), None, None, "two forwards"),
     ]
     return rows

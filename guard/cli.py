@@ -86,10 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "and the packaged corpora)")
     train.add_argument("--output", required=True, metavar="DIR", help="model folder to write")
     # defaults: guard.training.train.TrainConfig (not imported here: it needs torch)
-    train.add_argument("--epochs", type=int, help="passes over the drawn data (default 4)")
+    train.add_argument("--epochs", type=int, help="passes over the drawn data (default 5)")
     train.add_argument("--trainable-layers", type=int,
-                       help="top encoder layers to fine-tune; the rest stay shared with routing (default 3)")
-    train.add_argument("--mine-after", type=int, help="epochs before the hard-example round; 0: none (default 2)")
+                       help="top encoder layers to fine-tune; the rest stay shared with routing (default 4)")
+    train.add_argument("--mine-after", type=int, help="epochs before the hard-example round; 0: none (default 3)")
     train.add_argument("--seed", type=int, help="random seed (default 13)")
     train.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     train.add_argument("--limit", type=int, help="examples per corpus (a quick smoke run)")

@@ -1,6 +1,7 @@
 """guard's embedded default model: the trained weights (top encoder layers, pooler, head) that sit
 on the packaged all-MiniLM-L6-v2 encoder, its manifest, and the default policy whose thresholds
-were picked on the validation splits. Reading the policy needs no torch."""
+were picked on the validation splits, and the evaluation the README shows. Reading the policy needs
+no torch."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ WEIGHTS = HERE / "safety-head.safetensors"
 MANIFEST = HERE / "manifest.json"
 POLICY = HERE / "policy.yaml"
 ROUTES = HERE / "routes.yaml"
+REPORT = HERE / "report.json"  # `guard eval default` of these weights and this policy (README's tables)
 
 
 def built() -> bool:

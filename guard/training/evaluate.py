@@ -127,6 +127,15 @@ def context_rows(classifier, policy, test: list[Example], n: int) -> list[dict]:
     return rows
 
 
+def fresh_tables(classifier, policy, limit: int | None = None) -> tuple[Scored, list[dict], list[dict]]:
+    """The fresh hand-written test set: per source and kind, all, and per category."""
+    scored = score(classifier, policy, _limited(fresh(), limit))
+    rows = [binary_row(f"fresh ({s}, {k})", scored.subset([e.source == s and k in e.tags for e in scored.examples]))
+            for s, kinds in (("user", ("harmful", "lookalike", "support")), ("llm", ("answer",))) for k in kinds]
+    rows.append(binary_row("fresh (all)", scored))
+    return scored, rows, category_rows("fresh", scored, policy)
+
+
 def targets(test: Scored, categories: list[dict], fresh_scored: Scored, flips: list[dict]) -> dict:
     """The figures the release is judged by (report.TARGETS)."""
     requests = _by(test, corpus=set(REQUESTS), source={"user"})
@@ -158,12 +167,7 @@ def evaluate(model: str | Path, out_dir: Path, corpora: tuple[str, ...] = TRAINI
     for source in ("user", "llm"):
         categories += category_rows(f"test ({source})", _by(test, source={source}), policy)
     categories += category_rows("s-labs", _by(test, corpus={"s-labs"}), policy)
-    fresh_scored = score(classifier, policy, _limited(fresh(), limit))
-    fresh_rows = [binary_row(f"fresh ({s}, {k})", fresh_scored.subset(
-        [e.source == s and k in e.tags for e in fresh_scored.examples]))
-        for s, kinds in (("user", ("harmful", "lookalike", "support")), ("llm", ("answer",))) for k in kinds]
-    fresh_rows.append(binary_row("fresh (all)", fresh_scored))
-    fresh_categories = category_rows("fresh", fresh_scored, policy)
+    fresh_scored, fresh_rows, fresh_categories = fresh_tables(classifier, policy, limit)
     bench_rows, bench_categories = [], []
     for name in benchmarks:
         scored = score(classifier, policy, _limited(load_benchmark(name), limit))

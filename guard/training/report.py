@@ -1,6 +1,21 @@
-"""`guard eval`'s report as Markdown (the tables the README's model section shows)."""
+"""`guard eval`'s report as Markdown, and the README's model-section tables.
+
+    python3 -m guard.training.report REPORT_DIR
+
+adopts REPORT_DIR/report.json, written by `guard eval default`, as the embedded default's
+evaluation (guard/defaults/report.json) and rewrites the tables in README.md from it. It refuses a
+report of other weights or another policy version; tests fail when README and report disagree.
+"""
 
 from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+README_BLOCK = "model-report"
 
 TARGETS = (
     ("harmful_request_recall", "harmful-request recall (user requests, test splits)", ">= 0.90"),
@@ -65,9 +80,28 @@ def markdown(summary: dict) -> str:
                     [[r["source"], r["texts"], r["view"], r["n"], r.get("caught", r.get("flagged")), r["blocked"]]
                      for r in summary["in_context"]])
     p = summary["picked_thresholds"]
-    lines += [("### Thresholds picked on validation (flag / block; * = too few positives for the source, "
-              "so BLOCK picked on both sources)"), ""]
+    lines += ["### Thresholds picked on validation (flag / block; FLAG per source, BLOCK on both sources)", ""]
     lines += _table(["category", "user", "llm"], [
         [c, *(_pair(p[s][c]) for s in ("user", "llm"))]
         for c in p["user"]])
     return "\n".join(lines)
+
+
+def adopt(report_dir: Path) -> None:
+    from guard.defaults import POLICY, REPORT, default_policy_config
+    from guard.defaults.model import default_model_id
+    from guard.docblock import write_block
+
+    summary = json.loads((report_dir / "report.json").read_text())
+    want = (default_model_id(), default_policy_config()["version"])
+    if (summary["model"], summary["policy_version"]) != want:
+        raise SystemExit(f"{report_dir}/report.json evaluates {summary['model']} with policy "
+                         f"{summary['policy_version']}, not the embedded {want[0]} with {POLICY.name} {want[1]}: "
+                         "run `guard eval default` first")
+    shutil.copyfile(report_dir / "report.json", REPORT)
+    write_block(README, README_BLOCK, markdown(summary))
+    print(f"wrote {REPORT} and the tables in {README.name}")
+
+
+if __name__ == "__main__":
+    adopt(Path(sys.argv[1]))
