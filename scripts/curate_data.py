@@ -165,18 +165,25 @@ def hh_items(snap: Snapshot) -> list[dict]:
     return items
 
 
-def hh_rlhf(mirrors: Path) -> None:
-    snap = Snapshot(mirrors, "hh_rlhf")
-    labels_path = ROOT / "data/hh_rlhf/labels.jsonl"
+def with_labels(name: str, items: list[dict], split_key) -> list[dict]:
+    """Join `items` with the labels read for them (data/NAME/labels.jsonl; every item must have
+    one) and give each its split by a hash of `split_key(item)`."""
+    labels_path = ROOT / f"data/{name}/labels.jsonl"
     labels = {r["id"]: r for r in map(json.loads, labels_path.read_text(encoding="utf-8").splitlines())}
     rows = []
-    for item in hh_items(snap):
+    for item in items:
         label = labels.get(item["id"])
         if label is None:
-            raise SystemExit(f"hh_rlhf: {item['id']} has no label in {labels_path}")
-        conversation = item["id"].rsplit("-", 1)[0]
+            raise SystemExit(f"{name}: {item['id']} has no label in {labels_path}")
         rows.append({**item, "labels": label["labels"], "unclear": label["unclear"],
-                     "split": hash_split(conversation, (0.7, 0.15, 0.15))})
+                     "split": hash_split(split_key(item), (0.7, 0.15, 0.15))})
+    return rows
+
+
+def hh_rlhf(mirrors: Path) -> None:
+    """hh-rlhf texts with their labels, split by conversation (a prompt and its replies together)."""
+    items = hh_items(Snapshot(mirrors, "hh_rlhf"))
+    rows = with_labels("hh_rlhf", items, lambda item: item["id"].rsplit("-", 1)[0])
     write_jsonl(ROOT / "data/hh_rlhf/harmless_base_test.jsonl", rows)
 
 
@@ -205,16 +212,7 @@ def davidson_items(snap: Snapshot, per_class: int = 500) -> list[dict]:
 
 def davidson(mirrors: Path) -> None:
     """Tweets relabelled with guard's categories by reading (data/davidson/labels.jsonl)."""
-    snap = Snapshot(mirrors, "davidson")
-    labels_path = ROOT / "data/davidson/labels.jsonl"
-    labels = {r["id"]: r for r in map(json.loads, labels_path.read_text(encoding="utf-8").splitlines())}
-    rows = []
-    for item in davidson_items(snap):
-        label = labels.get(item["id"])
-        if label is None:
-            raise SystemExit(f"davidson: {item['id']} has no label in {labels_path}")
-        rows.append({**item, "labels": label["labels"], "unclear": label["unclear"],
-                     "split": hash_split(item["id"], (0.7, 0.15, 0.15))})
+    rows = with_labels("davidson", davidson_items(Snapshot(mirrors, "davidson")), lambda item: item["id"])
     write_jsonl(ROOT / "data/davidson/tweets.jsonl", rows)
 
 
