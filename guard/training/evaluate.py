@@ -94,10 +94,9 @@ def robustness(classifier, policy, test: list[Example], n: int) -> list[dict]:
         after = score(classifier, policy, changed)
         rows.append({
             "perturbation": name, "n": len(sample), "flips": flip_rate(base.actions, after.actions),
-            "unsafe_missed_after": float(np.mean([a.value == "allow" for a, u in zip(after.actions, base.unsafe)
-                                                  if u])) if base.unsafe.any() else None,
-            "allowed_to_caught": float(np.mean([not f0 and f1 for f0, f1 in zip(base.flagged, after.flagged)])),
-            "caught_to_allowed": float(np.mean([f0 and not f1 for f0, f1 in zip(base.flagged, after.flagged)])),
+            "unsafe_missed_after": float((~after.flagged[base.unsafe]).mean()) if base.unsafe.any() else None,
+            "allowed_to_caught": float((~base.flagged & after.flagged).mean()),
+            "caught_to_allowed": float((base.flagged & ~after.flagged).mean()),
         })
     return rows
 

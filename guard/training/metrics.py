@@ -42,11 +42,17 @@ class Scored:
         return Scored([self.examples[i] for i in idx], self.probs[idx], [self.actions[i] for i in idx])
 
 
+def _category_columns(classifier: Classifier) -> list[int]:
+    """The classifier's output column of each of CATEGORIES, in CATEGORIES order."""
+    col = {label: i for i, label in enumerate(classifier.labels)}
+    return [col[c] for c in CATEGORIES]
+
+
 def category_probs(classifier: Classifier, texts: list[str]) -> np.ndarray:
     """Scores of `texts` in CATEGORIES order (max over each text's windows)."""
-    raw = classifier.score_matrix(texts)
-    col = {label: i for i, label in enumerate(classifier.labels)}
-    return raw[:, [col[c] for c in CATEGORIES]] if len(texts) else np.zeros((0, len(CATEGORIES)), np.float32)
+    if not texts:
+        return np.zeros((0, len(CATEGORIES)), np.float32)
+    return classifier.score_matrix(texts)[:, _category_columns(classifier)]
 
 
 def stream_probs(classifier: Classifier, texts: list[str], config: StreamConfig | None = None) -> np.ndarray:
@@ -59,10 +65,10 @@ def stream_probs(classifier: Classifier, texts: list[str], config: StreamConfig 
             windows.append(classifier.wrap(list(window.ids)))
             owner.append(i)
     probs, _, _ = classifier.infer_in_passes(windows, 64, 4096, embeddings=False)
-    col = {label: i for i, label in enumerate(classifier.labels)}
+    columns = _category_columns(classifier)
     out = np.zeros((len(texts), len(CATEGORIES)), dtype=np.float32)
     for row, i in zip(probs, owner):
-        out[i] = np.maximum(out[i], row[[col[c] for c in CATEGORIES]])
+        out[i] = np.maximum(out[i], row[columns])
     return out
 
 

@@ -1,7 +1,7 @@
 """Average the weights of several `guard train` runs of one configuration (a uniform "model soup",
-Wortsman et al. 2022): runs that start from the same packaged encoder and differ only by seed and
-CPU nondeterminism land in one basin, and their average is steadier on text unlike the training
-data than any single run.
+Wortsman et al. 2022): runs that start from the same packaged encoder and differ only by seed
+land in one basin, and their average is steadier on text unlike the training data than any single
+run.
 
     python3 -m guard.training.soup OUT_DIR RUN_DIR RUN_DIR [RUN_DIR ...]
 
