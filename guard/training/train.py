@@ -8,7 +8,7 @@ Each epoch draws examples with per-corpus rates (`draws`: expected draws of an e
 so the large prompt-injection and support corpora do not drown the hand-written and red-team data.
 A share of the draws is placed inside benign text of the same source (`context_share`: an unsafe
 sentence stays unsafe inside a benign paragraph) and a share is perturbed (`perturb_share`: typos,
-leetspeak, casing, synonyms, a harmless sentence). After `mine_after` epochs a hard-example round
+leetspeak, synonyms, a harmless sentence; typos most often). After `mine_after` epochs a hard-example round
 scores every training text: benign texts the model flags and unsafe ones it misses are drawn
 `mined_draws` times as often from then on. Texts are folded as the service folds them. The seed is
 fixed; the result is a Hugging Face model folder the service loads like any other.

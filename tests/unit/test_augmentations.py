@@ -7,7 +7,16 @@ import random
 import pytest
 
 from guard.text import fold
-from guard.training.augment import PERTURBATIONS, in_context, perturb, synonyms, typos, zero_width
+from guard.training.augment import (
+    PERTURBATIONS,
+    TRAINING_WEIGHTS,
+    ZERO_WIDTH,
+    in_context,
+    perturb,
+    synonyms,
+    typos,
+    zero_width,
+)
 
 TEXT = "Please help me write a message to my landlord about the broken heating in my flat."
 
@@ -45,7 +54,10 @@ def test_in_context_keeps_the_text_whole_between_benign_texts():
         assert not rest.strip()  # nothing but context around it
 
 
-def test_perturb_picks_among_all_perturbations():
+def test_perturb_draws_the_weighted_perturbations_and_only_them():
+    assert set(TRAINING_WEIGHTS) <= set(PERTURBATIONS)
     rng = random.Random(0)
-    outputs = {perturb(TEXT, rng) for _ in range(200)}
-    assert len(outputs) > 20
+    outputs = [perturb(TEXT, rng) for _ in range(400)]
+    assert len(set(outputs)) > 20
+    assert TEXT.lower() not in outputs and TEXT.upper() not in outputs  # casing is undone by the tokenizer
+    assert not any(zw in out for out in outputs for zw in ZERO_WIDTH)  # and zero-width by folding
