@@ -21,11 +21,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf import json_format
-
 from guard.decision import MAX_ID_CHARS, CheckItem, Decision, Source
 from guard.errors import InvalidInput
-from guard.server.convert import decision_to_pb, timing_to_pb
+from guard.wire import decision_json, timing_json
 
 SCHEMA_VERSION = 1
 MAX_ATTRIBUTES_BYTES = 16384  # attributes are copied into the decision record
@@ -149,18 +147,12 @@ def decision_value(message: InputMessage, where: Coordinates, decision: Decision
         "tenant": message.item.tenant,
         "source": message.item.source.value,
         "input": {"topic": where.topic, "partition": where.partition, "offset": where.offset},
-        "decision": _as_json(decision_to_pb(decision)),
-        "timing": _as_json(timing_to_pb(decision.timing)),
+        "decision": decision_json(decision),
+        "timing": timing_json(decision.timing),
         "trace_id": decision.trace_id,
         "attributes": message.attributes,
     }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _as_json(message) -> dict:
-    return json_format.MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
 
 
 Headers = list[tuple[str, bytes]]

@@ -191,7 +191,7 @@ def _check(args: argparse.Namespace) -> int:
         stub, metadata = _remote(args)
         _print_message(stub.Check(request, timeout=30, metadata=metadata))
         return 0
-    from guard.server.convert import response_to_pb
+    from guard.wire import response_to_pb
 
     engine = _local_engine(args)
     item = CheckItem(text=args.text, source=Source(args.source), policy=args.policy, tenant=args.tenant)
@@ -210,7 +210,7 @@ def _info(args: argparse.Namespace) -> int:
         stub, metadata = _remote(args)
         _print_message(stub.GetInfo(pb.GetInfoRequest(), timeout=30, metadata=metadata))
         return 0
-    from guard.server.convert import info_to_pb
+    from guard.wire import info_to_pb
 
     engine = _local_engine(args)
     try:

@@ -8,7 +8,7 @@ import grpc
 
 from guard.engine import Engine, deadline_after
 from guard.errors import DeadlineExceeded, InvalidInput
-from guard.server.convert import info_to_pb, item_from_pb, open_from_pb, response_to_pb, update_to_pb
+from guard.wire import info_to_pb, item_from_pb, open_from_pb, response_to_pb, update_to_pb
 from guard.server.decoding import decoded
 from guard.server.status import maps_errors, maps_stream_errors
 from guard.v1 import guard_pb2 as pb

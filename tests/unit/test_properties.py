@@ -18,7 +18,7 @@ from guard.engine import Engine
 from guard.errors import ConfigError, InvalidInput
 from guard.policy import PolicyConfig
 from guard.policy.rules import Policy
-from guard.server.convert import item_from_pb
+from guard.wire import item_from_pb
 from guard.server.decoding import Undecodable, _tolerant, decoded
 from guard.settings import load_settings, read_config_file
 from guard.text import check_text_chars, fold, fold_with_origin, origin_span

@@ -1,12 +1,22 @@
-"""Conversions between the guard.v1 messages and the engine's dataclasses."""
+"""guard's wire formats: the engine's dataclasses to and from the guard.v1 messages, and a decision
+as JSON (the protobuf JSON mapping with field names as in the proto, every field present). Every
+transport uses this one module: gRPC answers, Kafka decision records, the HTTP proxy's `guard`
+fields. It imports neither torch nor the gRPC server, so clients and codecs stay light.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from google.protobuf import json_format
+
 from guard.decision import Action, CheckItem, Decision, Source, Timing
-from guard.engine import EngineInfo
 from guard.errors import InvalidInput
-from guard.streaming.session import StreamUpdate
 from guard.v1 import guard_pb2 as pb
+
+if TYPE_CHECKING:
+    from guard.engine import EngineInfo
+    from guard.streaming.session import StreamUpdate
 
 _SOURCE_FROM_PB = {pb.SOURCE_UNSPECIFIED: Source.USER, pb.SOURCE_USER: Source.USER, pb.SOURCE_LLM: Source.LLM}
 _ACTION_TO_PB = {Action.ALLOW: pb.ACTION_ALLOW, Action.FLAG: pb.ACTION_FLAG, Action.BLOCK: pb.ACTION_BLOCK}
@@ -105,3 +115,19 @@ def info_to_pb(info: EngineInfo) -> pb.GetInfoResponse:
         max_batch_items=info.max_batch_items,
         version=info.version,
     )
+
+
+def as_json(message) -> dict[str, Any]:
+    """A guard.v1 message as a JSON object: proto field names, every field present."""
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def decision_json(decision: Decision) -> dict[str, Any]:
+    """The decision as the gRPC API spells it, as JSON (Kafka decision records, HTTP answers)."""
+    return as_json(decision_to_pb(decision))
+
+
+def timing_json(timing: Timing) -> dict[str, Any]:
+    return as_json(timing_to_pb(timing))
