@@ -1,4 +1,4 @@
-"""`guard` command line: serve, consume, check, info, train, eval."""
+"""`guard` command line: serve, proxy, consume, check, info, train, eval."""
 
 from __future__ import annotations
 
@@ -53,7 +53,26 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(serve)
     serve.add_argument("--host", help="bind address (GUARD_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="gRPC port (GUARD_PORT, default 50051; 0 = any free port)")
+    serve.add_argument("--http-port", type=int, metavar="P",
+                       help="also serve the HTTP API on this port (/v1/moderations; the OpenAI proxy with --upstream): "
+                       "GUARD_SERVE_HTTP=true and GUARD_PROXY_PORT")
+    serve.add_argument("--upstream", metavar="BASE_URL", help="with --http-port: proxy this OpenAI-compatible LLM "
+                       "server, as `guard proxy` does (GUARD_PROXY_UPSTREAM)")
     _metrics_arg(serve)
+
+    proxy = sub.add_parser(
+        "proxy", help="run the OpenAI-compatible guarding proxy in front of an LLM server (and /v1/moderations)",
+        description="Serve OpenAI's HTTP API: chat and completion requests are checked (source user), sent to "
+        "the upstream LLM server, and their answers supervised (source llm; streams cut at a BLOCK with "
+        "finish_reason content_filter); /v1/moderations is answered by guard; other paths pass through.",
+    )
+    _config_args(proxy)
+    proxy.add_argument("--upstream", metavar="BASE_URL",
+                       help="the LLM server's OpenAI base URL, e.g. http://127.0.0.1:8000/v1 (GUARD_PROXY_UPSTREAM; "
+                       "unset: only /v1/moderations)")
+    proxy.add_argument("--host", help="bind address (GUARD_PROXY_HOST, default 127.0.0.1)")
+    proxy.add_argument("--port", type=int, help="HTTP port (GUARD_PROXY_PORT, default 8080; 0 = any free port)")
+    _metrics_arg(proxy)
 
     consume = sub.add_parser(
         "consume", help="run a Kafka consumer-group member: read message topics, write decision topics"
@@ -115,11 +134,29 @@ def _serve(args: argparse.Namespace) -> int:
     from guard.server.app import serve
     from guard.tracing import configure_tracing
 
-    settings = _settings(args, host=args.host, port=args.port, metrics_port=args.metrics_port)
+    http = {"serve_http": True, "proxy_port": args.http_port} if args.http_port is not None else {}
+    settings = _settings(args, host=args.host, port=args.port, metrics_port=args.metrics_port,
+                         proxy_upstream=args.upstream, **http)
     logging.getLogger().setLevel(settings.log_level)
     provider = configure_tracing(settings)
     try:
         asyncio.run(serve(settings, Engine(settings)))
+    finally:
+        provider.shutdown()
+    return 0
+
+
+def _proxy(args: argparse.Namespace) -> int:
+    from guard.engine import Engine
+    from guard.proxy.server import run_proxy
+    from guard.tracing import configure_tracing
+
+    settings = _settings(args, proxy_upstream=args.upstream, proxy_host=args.host, proxy_port=args.port,
+                         metrics_port=args.metrics_port)
+    logging.getLogger().setLevel(settings.log_level)
+    provider = configure_tracing(settings)
+    try:
+        asyncio.run(run_proxy(settings, Engine(settings)))
     finally:
         provider.shutdown()
     return 0
@@ -262,7 +299,7 @@ def _remote(args: argparse.Namespace):
     return guard_pb2_grpc.GuardServiceStub(grpc.insecure_channel(args.target)), metadata
 
 
-COMMANDS = {"serve": _serve, "consume": _consume, "check": _check, "info": _info, "train": _train, "eval": _eval}
+COMMANDS = {"serve": _serve, "proxy": _proxy, "consume": _consume, "check": _check, "info": _info, "train": _train, "eval": _eval}
 
 
 def main(argv: list[str] | None = None) -> int:

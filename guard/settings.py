@@ -55,6 +55,29 @@ class Settings(BaseSettings, KafkaSettings):
     )
     health_host: str = Field("0.0.0.0", description="Address the health port binds to (kubelet probes reach the pod IP).")
 
+    # --- HTTP proxy (guard proxy) ---------------------------------------------------------------
+    proxy_upstream: str | None = Field(
+        None, pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="Base URL of the OpenAI-compatible LLM server `guard proxy` guards, as an OpenAI client "
+        "would use it (e.g. http://127.0.0.1:8000/v1); unset = only /v1/moderations is served.",
+    )
+    serve_http: bool = Field(
+        False, description="`guard serve` also serves the HTTP API on proxy_host:proxy_port, with the same engine: "
+        "/v1/moderations, and the proxy routes when proxy_upstream is set.",
+    )
+    proxy_host: str = Field("127.0.0.1", description="Address `guard proxy` binds to.")
+    proxy_port: int = Field(8080, ge=0, le=65535, description="HTTP port of `guard proxy` (0 picks a free port).")
+    proxy_upstream_api_key: SecretStr | None = Field(
+        None, description="Bearer key guard sends to the upstream (replaces the client's); unset = the client's "
+        "`authorization` header passes through when guard's own token auth is off.",
+    )
+    proxy_upstream_timeout_s: float = Field(
+        120.0, gt=0, description="Longest wait for the upstream's answer, or between two streamed chunks.",
+    )
+    proxy_max_request_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted (413 beyond).",
+    )
+
     # --- model ---------------------------------------------------------------------------------
     model: Path | None = Field(None, description="Hugging Face classifier folder; unset = the embedded default model.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available.")
@@ -145,6 +168,8 @@ class Settings(BaseSettings, KafkaSettings):
             raise ValueError("tls_cert_file and tls_key_file: set both to serve TLS, or neither")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("tls_client_ca_file: mutual TLS needs tls_cert_file and tls_key_file too")
+        if self.proxy_upstream_api_key is not None and not self.proxy_upstream_api_key.get_secret_value().strip():
+            raise ValueError("proxy_upstream_api_key: must not be empty (unset it to pass the client's key through)")
         if self.auth_token is not None and not self.auth_token.get_secret_value().strip():
             raise ValueError("auth_token: must not be empty (unset it to turn authentication off)")
         for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file", "auth_token_file"):

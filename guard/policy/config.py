@@ -98,6 +98,11 @@ class PolicyConfig(BaseModel):
         default_factory=lambda: {"user": FailMode.CLOSED, "llm": FailMode.CLOSED},
         description="What to decide when the model fails or a deadline passes before scoring, per source.",
     )
+    block_message: str = Field(
+        "", max_length=2000,
+        description="What `guard proxy` returns instead of a non-streamed LLM answer that was BLOCKed "
+        "(finish_reason content_filter); empty = no content.",
+    )
     timeout_ms: float | None = Field(
         None, gt=0,
         description="Decide by fail_mode (degraded) when a text is not scored this long after it arrived; "

@@ -131,6 +131,15 @@ async def serve(settings: Settings, engine: Engine) -> None:
     except BaseException:
         await server.server.stop(0)
         raise
+    http = None
+    if settings.serve_http:  # the HTTP API beside gRPC, on the same engine and batcher
+        from guard.proxy.server import start_proxy
+
+        http = await start_proxy(settings, engine)
     await stopping.wait()
     log.info("signal received: draining for up to %.1fs", settings.grace_period_s)
+    if http is not None:
+        from guard.proxy.server import stop_proxy
+
+        await stop_proxy(http)
     await server.stop()

@@ -140,17 +140,25 @@ def test_consumer_mode_runs_guard_consume_with_kafka_settings_and_secret(helm):
     assert volumes["guard-kafka"]["secret"]["secretName"] == "kafka-credentials"
 
 
-def test_sidecar_example_puts_guard_beside_the_llm_server_on_localhost(helm):
+def test_sidecar_example_puts_the_guard_proxy_between_the_service_and_the_llm_on_localhost(helm):
     docs = render(helm, "-f", str(CHART / "examples" / "sidecar-vllm.yaml"))
-    assert not kind(docs, "Service")
     (deploy,) = kind(docs, "Deployment")
     containers = {c["name"]: c for c in deploy["spec"]["template"]["spec"]["containers"]}
     assert set(containers) == {"vllm", "guard"}
-    assert {"name": "GUARD_ADDRESS", "value": "127.0.0.1:50051"} in containers["vllm"]["env"]
-    assert containers["vllm"]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    vllm, guard = containers["vllm"], containers["guard"]
+    assert vllm["args"][vllm["args"].index("--host") + 1] == "127.0.0.1"  # the LLM is not reachable from outside
+    assert vllm["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert guard["args"] == ["proxy", "--config", "/etc/guard/guard.yaml"]
+    assert {p["name"]: p["containerPort"] for p in guard["ports"]} == {"http": 8080, "health": 50052, "metrics": 9090}
+    (svc,) = kind(docs, "Service")  # the Service reaches guard, and only guard
+    assert {p["name"]: (p["port"], p["targetPort"]) for p in svc["spec"]["ports"]} == {
+        "http": (8080, "http"), "metrics": (9090, "metrics")}  # never the LLM's own port
+    assert svc["spec"]["selector"] == deploy["spec"]["selector"]["matchLabels"]
     config = guard_config(docs)
+    assert config["proxy_upstream"] == "http://127.0.0.1:8000/v1"  # guard reaches the LLM on localhost
+    assert config["proxy_host"] == "0.0.0.0" and config["proxy_port"] == 8080
     assert config["host"] == "127.0.0.1" and config["policies"]["default"]["version"] == "sidecar-1"
-    assert containers["guard"]["startupProbe"]["grpc"] == {"port": 50052}  # probes reach the pod IP
+    assert guard["startupProbe"]["grpc"] == {"port": 50052}  # probes reach the pod IP
     volumes = {v["name"] for v in deploy["spec"]["template"]["spec"]["volumes"]}
     assert volumes >= {"guard-config", "guard-tmp", "llm-weights"}
 

@@ -1,15 +1,19 @@
-"""`guard check`, `guard info`, `guard serve` as a person or a script runs them (real processes)."""
+"""`guard check`, `guard info`, `guard serve`, `guard proxy` as a person or a script runs them (real processes)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
+import sys
+import time
 
+import httpx
 import pytest
 
 from tests.support.metrics import scrape, value
-from tests.support.process import free_port, run_guard, start_guard_serve, wait_serving
+from tests.support.process import free_port, guard_env, run_guard, start_guard_serve, wait_serving
 
 
 def test_check_prints_one_decision_as_json(tiny_model_dir, tmp_path):
@@ -142,3 +146,51 @@ def test_a_server_with_token_auth_answers_the_cli_and_grpcurl_only_with_the_toke
         proc.terminate()
         proc.wait(15)
     assert "cli-secret" not in proc.stdout.read()
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"guard exited early:\n{proc.stdout.read()}")
+        try:
+            return httpx.post(url, json={"input": ["hello there", "good morning"]}, timeout=5)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing answered on {url}")
+
+
+def test_guard_proxy_runs_as_a_process_reports_serving_on_the_health_port_and_drains(tiny_model_dir):
+    http_port, health_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "guard", "proxy", "--model", str(tiny_model_dir), "--port", str(http_port),
+         "--upstream", "http://127.0.0.1:9/v1"],
+        env=guard_env(health_port=health_port, health_host="127.0.0.1",
+                      policies=json.dumps({"default": {"version": "t-1", "default": {"flag": None, "block": None}}})),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        wait_serving(health_port, proc)
+        answer = _wait_http(f"http://127.0.0.1:{http_port}/v1/moderations", proc)
+        assert answer.status_code == 200 and len(answer.json()["results"]) == 2
+        unreachable = httpx.post(f"http://127.0.0.1:{http_port}/v1/chat/completions", timeout=15,
+                                 json={"model": "m", "messages": [{"role": "user", "content": "hello"}]})
+        assert unreachable.status_code == 502 and unreachable.json()["error"]["code"] == "upstream_unreachable"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+
+
+def test_guard_serve_also_answers_http_with_http_port(tiny_model_dir):
+    port, http_port = free_port(), free_port()
+    proc = start_guard_serve(tiny_model_dir, port, args=("--http-port", str(http_port)))
+    try:
+        wait_serving(port, proc)
+        answer = _wait_http(f"http://127.0.0.1:{http_port}/v1/moderations", proc)
+        assert answer.status_code == 200
+        assert answer.json()["results"][0]["guard"]["policy"] == "default"
+        assert httpx.get(f"http://127.0.0.1:{http_port}/v1/models", timeout=5).status_code == 404  # no upstream set
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0

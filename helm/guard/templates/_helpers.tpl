@@ -49,6 +49,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "guard.settings" -}}
 {{- $s := deepCopy .Values.settings }}
 {{- $_ := set $s "host" (ternary "127.0.0.1" "0.0.0.0" (eq .Values.mode "sidecar")) }}
+{{- if eq .Values.mode "sidecar" }}
+{{- $w := .Values.sidecar.workload }}
+{{- $_ = set $s "proxy_upstream" (printf "http://127.0.0.1:%d%s" (int $w.port) $w.basePath) }}
+{{- $_ = set $s "proxy_host" "0.0.0.0" }}
+{{- $_ = set $s "proxy_port" (int .Values.ports.http) }}
+{{- end }}
 {{- $_ = set $s "port" (int .Values.ports.grpc) }}
 {{- $_ = set $s "health_port" (int .Values.ports.health) }}
 {{- $_ = set $s "health_host" "0.0.0.0" }}
@@ -128,9 +134,13 @@ data:
   imagePullPolicy: {{ $v.image.pullPolicy }}
   args: [{{ .command | quote }}, "--config", "/etc/guard/guard.yaml"]
   ports:
-    {{- if ne .command "consume" }}
+    {{- if eq .command "serve" }}
     - name: grpc
       containerPort: {{ $v.ports.grpc }}
+      protocol: TCP
+    {{- else if eq .command "proxy" }}
+    - name: http
+      containerPort: {{ $v.ports.http }}
       protocol: TCP
     {{- end }}
     - name: health
@@ -264,15 +274,16 @@ data:
 {{- end }}
 {{- end }}
 
-{{/* Sidecar: guard beside another container, answering on localhost:ports.grpc. Include it in
-     a pod's `containers:` of another chart together with guard.sidecarVolumes (in `volumes:`)
-     and guard.configMap (as its own manifest). */}}
+{{/* Sidecar: `guard proxy` beside an OpenAI-compatible LLM server that listens on
+     localhost:sidecar.workload.port, serving OpenAI's API on ports.http. Include it in a pod's
+     `containers:` of another chart together with guard.sidecarVolumes (in `volumes:`) and
+     guard.configMap (as its own manifest), and point that chart's Service at port `http`. */}}
 {{- define "guard.sidecarContainer" -}}
-{{- include "guard.container" (dict "root" . "command" "serve") }}
+{{- include "guard.container" (dict "root" . "command" "proxy") }}
 {{- end }}
 
 {{- define "guard.sidecarVolumes" -}}
-{{- include "guard.volumes" (dict "root" . "command" "serve") }}
+{{- include "guard.volumes" (dict "root" . "command" "proxy") }}
 {{- end }}
 
 {{/* Pod-level fields shared by every mode */}}
