@@ -70,7 +70,6 @@ class KafkaRunner:
         self._output: OutputStage | None = None
         self._consumer: KafkaConsumer | None = None
         self._next_offset: dict = {}  # TopicPartition -> offset after the last record read
-        self.on_stop = lambda: None  # called by stop(): the health port reports NOT_SERVING
 
     @property
     def counts(self) -> OutputCounts:
@@ -79,7 +78,6 @@ class KafkaRunner:
     def stop(self) -> None:
         """Ask `run` to finish the in-flight batches, commit and leave the group (signal-safe)."""
         self._stop.set()
-        self.on_stop()
 
     # --- the consumer thread -------------------------------------------------------------------
     def run(self) -> None:

@@ -163,11 +163,10 @@ def _proxy(args: argparse.Namespace) -> int:
 
 
 def _consume(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
     from consumers.runner import KafkaRunner
+    from consumers.transport import KafkaTransport
     from guard.engine import Engine
+    from guard.lifecycle import Service
     from guard.tracing import configure_tracing
 
     settings = _settings(
@@ -185,27 +184,9 @@ def _consume(args: argparse.Namespace) -> int:
     provider = configure_tracing(settings)
     engine = Engine(settings)
     runner = KafkaRunner(engine)  # checks the Kafka settings before the model loads
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: runner.stop())
-    if settings.metrics_port is not None:
-        engine.metrics.serve(settings.metrics_port, settings.metrics_host)
-    health = None
-    if settings.health_port is not None:
-        from guard.health_port import HealthPort
-
-        health = HealthPort(settings.health_host, settings.health_port)
-    engine.start()
-    if health is not None:  # SERVING from the model load until a stop signal
-        health.set_serving(True)
-        # from a signal handler: a thread, so the handler never waits on the servicer's lock
-        runner.on_stop = lambda: threading.Thread(target=health.set_serving, args=(False,), daemon=True).start()
     try:
-        runner.run()
+        asyncio.run(Service(settings, engine, [KafkaTransport(runner)]).run())
     finally:
-        engine.stop(settings.grace_period_s)
-        engine.metrics.close()
-        if health is not None:
-            health.stop()
         provider.shutdown()
     return 0
 

@@ -65,7 +65,7 @@ class Settings(BaseSettings, KafkaSettings):
         False, description="`guard serve` also serves the HTTP API on proxy_host:proxy_port, with the same engine: "
         "/v1/moderations, and the proxy routes when proxy_upstream is set.",
     )
-    proxy_host: str = Field("127.0.0.1", description="Address `guard proxy` binds to.")
+    proxy_host: str = Field("127.0.0.1", description="Address the HTTP API (`guard proxy`, `guard serve --http-port`) binds to.")
     proxy_port: int = Field(8080, ge=0, le=65535, description="HTTP port of `guard proxy` (0 picks a free port).")
     proxy_upstream_api_key: SecretStr | None = Field(
         None, description="Bearer key guard sends to the upstream (replaces the client's); unset = the client's "

@@ -1,10 +1,9 @@
-"""The gRPC server and its lifecycle: health, reflection, tracing interceptor, SIGTERM drain."""
+"""The gRPC server (health, reflection, tracing interceptor), a transport of `guard.lifecycle.Service`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -13,6 +12,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from opentelemetry.trace import TracerProvider
 
 from guard.engine import Engine
+from guard.lifecycle import Service
 from guard.server.auth import BearerAuthInterceptor, token_store
 from guard.server.decoding import add_servicer
 from guard.server.servicer import GuardServicer
@@ -69,7 +69,10 @@ class GuardServer:
             self.health_server = grpc.aio.server()
             health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
             self.health_port = self.health_server.add_insecure_port(f"{settings.health_host}:{settings.health_port}")
-        self.metrics_port: int | None = None  # bound once listening, when settings.metrics_port is set
+        self.service: Service | None = None  # set by start() when this server runs standalone
+
+    # --- a Transport of guard.lifecycle.Service ------------------------------------------------
+    serves_health = True  # grpc.health.v1 on the API port, and alone on health_port when set
 
     async def _set_health(self, status: int) -> None:
         for name in ("", SERVICE_NAME):
@@ -78,8 +81,6 @@ class GuardServer:
     async def listen(self) -> None:
         """Accept calls and answer health checks NOT_SERVING (checks get UNAVAILABLE)."""
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        if self.settings.metrics_port is not None:
-            self.metrics_port = self.engine.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
         await self.server.start()
         if self.health_server is not None:
             await self.health_server.start()
@@ -88,25 +89,40 @@ class GuardServer:
         log.info("gRPC listening on %s:%d (%s%s)", s.host, self.port,
                  "mutual TLS" if s.tls_client_ca_file else "TLS" if s.tls_cert_file else "plaintext", auth)
 
-    async def start(self) -> None:
-        """Listen, load and warm the model off the event loop, then report SERVING."""
-        await self.listen()
-        await asyncio.get_running_loop().run_in_executor(None, self.engine.start)
+    async def ready(self) -> None:
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         info = self.engine.info()
         log.info("SERVING model %s on %s (%s, %s batches)", info.model, info.device, info.dtype,
                  self.engine.classifier.execution)
 
-    async def stop(self, grace: float | None = None) -> None:
+    async def drain(self, grace: float) -> None:
         """NOT_SERVING, refuse new calls, let in-flight calls finish within the grace period."""
-        grace = self.settings.grace_period_s if grace is None else grace
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         if self.health_server is not None:
             await self.health_server.stop(0)
+
+    def finished(self) -> None:
+        return None
+
+    # --- standalone: this server and its engine as one service (tests, embedding) ----------------
+    async def start(self) -> None:
+        """Listen, load and warm the model off the event loop, then report SERVING."""
+        self.service = Service(self.settings, self.engine, [self])
+        await self.service.start()
+
+    async def stop(self, grace: float | None = None) -> None:
+        grace = self.settings.grace_period_s if grace is None else grace
+        if self.service is not None:
+            await self.service.stop(grace)
+            return
+        await self.drain(grace)  # only listened: the engine never started
         await asyncio.get_running_loop().run_in_executor(None, self.engine.stop, grace)
         self.engine.metrics.close()
-        log.info("stopped")
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.service.metrics_port if self.service is not None else None
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -120,26 +136,11 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
 
 
 async def serve(settings: Settings, engine: Engine) -> None:
-    """Run until SIGTERM or SIGINT, then drain and return."""
-    server = GuardServer(settings, engine)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    try:
-        await server.start()
-    except BaseException:
-        await server.server.stop(0)
-        raise
-    http = None
-    if settings.serve_http:  # the HTTP API beside gRPC, on the same engine and batcher
-        from guard.proxy.server import start_proxy
+    """`guard serve`: gRPC, and the HTTP API too when `serve_http` is on, on one engine; runs until
+    SIGTERM or SIGINT, then drains."""
+    transports: list = [GuardServer(settings, engine)]
+    if settings.serve_http:
+        from guard.proxy.server import HttpTransport
 
-        http = await start_proxy(settings, engine)
-    await stopping.wait()
-    log.info("signal received: draining for up to %.1fs", settings.grace_period_s)
-    if http is not None:
-        from guard.proxy.server import stop_proxy
-
-        await stop_proxy(http)
-    await server.stop()
+        transports.append(HttpTransport(settings, engine))
+    await Service(settings, engine, transports).run()

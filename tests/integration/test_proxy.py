@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from guard.defaults import default_policy_config
 from guard.engine import Engine
-from guard.proxy.server import start_proxy, stop_proxy
+from guard.proxy.server import HttpTransport
 from guard.settings import load_settings
 from tests.support.openai_upstream import scripted_upstream
 
@@ -60,7 +60,9 @@ async def _proxy(upstream_url: str | None, **overrides):
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     engine = Engine(settings, None, tracer=provider.get_tracer("guard"))
     await asyncio.get_running_loop().run_in_executor(None, engine.start)
-    return engine, await start_proxy(settings, engine, host="127.0.0.1", port=0), exporter
+    http = HttpTransport(settings, engine, host="127.0.0.1", port=0)
+    await http.listen()
+    return engine, http, exporter
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,7 @@ async def proxy():
         try:
             yield Proxy(upstream, base_url, running.port, spans)
         finally:
-            await stop_proxy(running)
+            await running.drain(1)
             engine.stop(1)
 
 
@@ -224,7 +226,7 @@ async def test_an_upstream_that_does_not_answer_in_time_is_504():
                 await client.chat.completions.create(model="m", messages=MESSAGES)
             assert caught.value.status_code == 504 and caught.value.code == "upstream_timeout"
         finally:
-            await stop_proxy(running)
+            await running.drain(1)
             engine.stop(1)
 
 
@@ -238,7 +240,7 @@ async def test_an_unreachable_upstream_is_502():
             await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
         assert caught.value.status_code == 502 and caught.value.code == "upstream_unreachable"
     finally:
-        await stop_proxy(running)
+        await running.drain(1)
         engine.stop(1)
 
 
@@ -292,7 +294,7 @@ async def test_token_auth_guards_the_proxy_and_the_upstream_key_replaces_the_cli
             await right.chat.completions.create(model="m", messages=MESSAGES)
             assert upstream.requests[0].headers["authorization"] == "Bearer sk-upstream"
         finally:
-            await stop_proxy(running)
+            await running.drain(1)
             engine.stop(1)
 
 
