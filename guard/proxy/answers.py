@@ -121,6 +121,8 @@ class StreamRail:
         if not isinstance(choices, list) or not choices:
             self._trailing.append(chunk)  # usage and other choice-less chunks go out at the end
             return []
+        # fields beside the choices (usage, on some servers' last chunk) go on our final chunk
+        extra = {k: v for k, v in chunk.items() if k not in _BASE_FIELDS and k != "choices"}
         out: list[dict] = []
         for choice in choices:
             if not isinstance(choice, dict):
@@ -137,6 +139,8 @@ class StreamRail:
                 out += self._apply(index, state, await state.session.feed(text))
             if not state.done and choice.get("finish_reason"):
                 out += self._apply(index, state, await state.session.finish(), choice["finish_reason"])
+                if out and not self._blocked():
+                    out[-1].update(extra)
         return out
 
     async def end(self) -> list[dict]:

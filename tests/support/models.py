@@ -8,10 +8,16 @@ Neither is trained: they exercise loading, batching and scoring, never safety ju
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+)
 
 SAFETY_LABELS = ("hate", "harassment", "violence", "sexual", "self_harm", "illicit", "prompt_injection")
 
@@ -61,4 +67,30 @@ def build_minilm_classifier(path: Path, labels=SAFETY_LABELS, multi_label: bool 
     )
     AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True).save_pretrained(path)
     model.save_pretrained(path)
+    return path
+
+
+def build_tiny_chat_lm(path: Path, seed: int = 0) -> Path:
+    """A 2-layer Llama causal LM with random weights, the packaged MiniLM tokenizer and a plain chat
+    template: something a real OpenAI-compatible server (`transformers serve`) can load and stream
+    from. Its answers are word salad; the tests check the plumbing, not the words."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
+    tokenizer.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant:{% endif %}"
+    )
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    config_file = path / "tokenizer_config.json"  # a causal LM takes no token_type_ids
+    values = json.loads(config_file.read_text())
+    values["model_input_names"] = ["input_ids", "attention_mask"]
+    config_file.write_text(json.dumps(values, indent=2))
     return path
