@@ -4,6 +4,9 @@ asks for a tracer. Decision spans follow the GenAI guardrail conventions (`apply
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -13,6 +16,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from guard import __version__
 from guard.decision import CheckItem, Decision, Source
+from guard.errors import ConfigError
 
 TRACER_NAME = "guard"
 GUARDRAIL_SPAN = "apply_guardrail"
@@ -33,15 +37,57 @@ def _exporter(kind: str) -> SpanExporter | None:
     return None
 
 
-def configure_tracing(settings) -> TracerProvider:
-    """Install the process-wide tracer provider. Call once, at start-up."""
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": settings.service_name, "service.version": __version__}),
-        sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)),
-    )
-    exporter = _exporter(settings.trace_exporter)
-    if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+def exporter_kinds(settings, env: Mapping[str, str] = os.environ) -> list[str]:
+    """Which exporters run: guard's `trace_exporter` when it was set (file, GUARD_* or flag);
+    otherwise the OpenTelemetry SDK's standard variables: `OTEL_SDK_DISABLED=true` exports nothing,
+    `OTEL_TRACES_EXPORTER` (comma-separated `otlp`, `console`, `none`; unset: none) with
+    `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` / `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc`, the Python SDK's
+    default, or `http/protobuf`)."""
+    if "trace_exporter" in settings.model_fields_set:
+        return [settings.trace_exporter]
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return ["none"]
+    names = [n.strip().lower() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
+    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc")
+    kinds = []
+    for name in names:
+        if name == "otlp":
+            kinds.append("otlp_http" if protocol.strip().lower().startswith("http") else "otlp_grpc")
+        elif name == "console":
+            kinds.append("console")
+        elif name != "none":
+            raise ConfigError(f"OTEL_TRACES_EXPORTER: {name!r} is not supported (otlp, console or none)")
+    return kinds or [settings.trace_exporter]
+
+
+def _resource(settings, env: Mapping[str, str]) -> Resource:
+    """service.name: guard's `service_name` when set, else OTEL_SERVICE_NAME or service.name in
+    OTEL_RESOURCE_ATTRIBUTES (the SDK reads both), else "guard"; OTEL_RESOURCE_ATTRIBUTES' other
+    attributes are kept."""
+    name = settings.service_name
+    if "service_name" not in settings.model_fields_set:
+        pairs = (p.partition("=") for p in env.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","))
+        from_attributes = {k.strip(): v.strip() for k, _, v in pairs}.get("service.name")
+        name = env.get("OTEL_SERVICE_NAME") or from_attributes or name
+    return Resource.create({"service.name": name, "service.version": __version__})
+
+
+def _sampler(settings, env: Mapping[str, str]):
+    """guard's `trace_sample_ratio` when set; else OTEL_TRACES_SAMPLER(_ARG) when set (the SDK reads
+    them); else every new trace, and the caller's decision for continued ones."""
+    if "trace_sample_ratio" not in settings.model_fields_set and env.get("OTEL_TRACES_SAMPLER"):
+        return None
+    return ParentBased(TraceIdRatioBased(settings.trace_sample_ratio))
+
+
+def configure_tracing(settings, env: Mapping[str, str] = os.environ) -> TracerProvider:
+    """Install the process-wide tracer provider. Call once, at start-up. guard's own settings win
+    over the OpenTelemetry SDK's standard OTEL_* variables, which win over guard's defaults."""
+    provider = TracerProvider(resource=_resource(settings, env), sampler=_sampler(settings, env))
+    for kind in exporter_kinds(settings, env):
+        exporter = _exporter(kind)
+        if exporter is not None:
+            provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     return provider
 

@@ -242,3 +242,14 @@ def test_every_value_is_documented():
         if not has_doc and not is_block and not documented_blocks:
             undocumented.append(stripped)
     assert not undocumented
+
+
+def test_otel_values_become_the_standard_variables(helm):
+    docs = render(helm, "--set", "otel.tracesExporter=otlp", "--set", "otel.endpoint=http://collector:4317",
+                  "--set", "otel.serviceName=chat-guard", "--set", "otel.samplerArg=0.1")
+    (deploy,) = kind(docs, "Deployment")
+    env = {e["name"]: e["value"] for e in guard_container(deploy["spec"]["template"])["env"]}
+    assert env == {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317",
+                   "OTEL_SERVICE_NAME": "chat-guard", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+    (default,) = kind(render(helm), "Deployment")
+    assert "env" not in guard_container(default["spec"]["template"])  # empty values set nothing

@@ -82,3 +82,28 @@ def test_spans_reach_an_otlp_receiver_with_their_attributes_and_links(tiny_model
 
     values = [str(v) for s in spans for v in s.attributes.values()]
     assert not any("4242" in v for v in values)  # no raw text unless opted in
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_the_standard_otel_variables_alone_configure_export(tiny_model_dir, protocol):
+    """No GUARD_TRACE_* setting: OTEL_TRACES_EXPORTER, the OTLP protocol and endpoint,
+    OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are what every OpenTelemetry SDK honours."""
+    receiver_cls = OtlpGrpcReceiver if protocol == "grpc" else OtlpHttpReceiver
+    port = free_port()
+    with receiver_cls() as receiver:
+        env = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+               "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_EXPORTER_OTLP_INSECURE": "true",
+               "OTEL_SERVICE_NAME": "chat-guard", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test",
+               "OTEL_BSP_SCHEDULE_DELAY": "100"}
+        proc = start_guard_serve(tiny_model_dir, port, env=env)
+        try:
+            wait_serving(port, proc)
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                guard_pb2_grpc.GuardServiceStub(channel).Check(pb.CheckRequest(text="hello there"), timeout=30)
+            spans = receiver.store.wait_for(lambda s: any(x.name == "apply_guardrail" for x in s))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+    assert any(s.name == "apply_guardrail" for s in spans)
+    assert {s.service for s in spans} == {"chat-guard"}
+    assert all(s.resource["deployment.environment"] == "test" for s in spans)

@@ -22,6 +22,7 @@ class ReceivedSpan:
     attributes: dict
     links: list[tuple[str, str]]  # (trace_id, span_id)
     service: str
+    resource: dict
 
 
 def _value(v):
@@ -42,7 +43,7 @@ def flatten(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Receiv
                     parent_span_id=s.parent_span_id.hex(), kind=s.kind,
                     attributes={a.key: _value(a.value) for a in s.attributes},
                     links=[(link.trace_id.hex(), link.span_id.hex()) for link in s.links],
-                    service=resource.get("service.name", ""),
+                    service=resource.get("service.name", ""), resource=resource,
                 ))
     return out
 

@@ -158,6 +158,12 @@ data:
   {{- $env = append $env (dict "name" (printf "GUARD_KAFKA_SASL_%s" (upper $key)) "valueFrom" (dict "secretKeyRef" $ref)) }}
   {{- end }}
   {{- end }}
+  {{- $otel := dict "OTEL_TRACES_EXPORTER" $v.otel.tracesExporter "OTEL_EXPORTER_OTLP_ENDPOINT" $v.otel.endpoint "OTEL_EXPORTER_OTLP_PROTOCOL" $v.otel.protocol "OTEL_SERVICE_NAME" $v.otel.serviceName "OTEL_RESOURCE_ATTRIBUTES" $v.otel.resourceAttributes "OTEL_TRACES_SAMPLER" $v.otel.sampler "OTEL_TRACES_SAMPLER_ARG" $v.otel.samplerArg }}
+  {{- range $name := keys $otel | sortAlpha }}
+  {{- with get $otel $name }}
+  {{- $env = append $env (dict "name" $name "value" (toString .)) }}
+  {{- end }}
+  {{- end }}
   {{- $env = concat $env $v.env }}
   {{- with $env }}
   env:
