@@ -125,7 +125,7 @@ def _encodable(value: str, name: str) -> bytes:
         return value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidInput(name, f"contains an unpaired surrogate at character {exc.start}",
-                           reason="control_character") from None
+                           reason="unpaired_surrogate") from None
 
 
 def _typed(data: dict, name: str, kind: type, default: Any) -> Any:

@@ -22,7 +22,7 @@ from guard.metrics import Metrics
 from guard.model import Classifier, set_cpu_threads
 from guard.policy import Policy, PolicySet
 from guard.settings import Settings
-from guard.text import check_text_chars
+from guard.text import check_text_chars, readable
 from guard.tracing import GUARDRAIL_SPAN, TRACER_NAME, record_decision, record_failure, trace_id_of
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class Engine:
         return self.validate_fields(item, prefix)
 
     def _validate_text(self, item: CheckItem, prefix: str) -> None:
-        if not item.text or item.text.isspace():
+        if not readable(item.text):  # empty, or only whitespace and removed characters
             raise InvalidInput(prefix + "text", "must not be empty", reason="empty_text")
         if len(item.text) > self.settings.max_text_chars:
             raise InvalidInput(

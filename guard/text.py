@@ -1,12 +1,15 @@
 """Rules for the text itself: what is refused, and how disguised text is folded before scoring.
 
-Refused (`check_text_chars`): control characters other than tab, newline and carriage return
-(C0, DEL, C1) and unpaired surrogates. They have no place in a chat message, and NUL in particular
-breaks downstream C code and log pipelines; the caller gets a field-level INVALID_ARGUMENT (or a
-dead letter) naming the character and where it is.
+Refused (`check_text_chars`): unpaired surrogates, which cannot be written as UTF-8 (they arrive
+only through JSON: Kafka records, the HTTP proxy); the caller gets a field-level INVALID_ARGUMENT
+(or a dead letter) naming the position.
 
 Folded (`fold`), so a disguise does not change what the model and the policy lists read:
 
+- control characters other than tab, newline and carriage return (C0, DEL, C1: mojibake such as
+  U+009D turns up in a few real chat texts in a thousand) are removed, like invisible format
+  characters: the text is decided, and "bo\x00mb" reads "bomb". Decision spans count them
+  (`guard.text.controls_removed`);
 - invisible format characters (Unicode category Cf: zero-width space/joiners, soft hyphen, BOM,
   bidirectional overrides, tag characters) are removed: "b\u200bomb" reads "bomb";
 - each character whose compatibility form (NFKC) is a single other character becomes it:
@@ -18,7 +21,7 @@ Folded (`fold`), so a disguise does not change what the model and the policy lis
   two letters, the digits 0 1 3 4 5 7 read as o i e a s t ("k1ll", "h4ck", "f4k3" read "kill",
   "hack", "fake"); "mp3", "covid19", "4x4" and order numbers like "AB12345" are left alone.
 
-Only the Cf removal changes the length; `fold_with_origin` maps folded positions back, so stream
+Only the control and Cf removals change the length; `fold_with_origin` maps folded positions back, so stream
 offsets stay in the caller's characters.
 """
 
@@ -29,7 +32,8 @@ import unicodedata
 
 from guard.errors import InvalidInput
 
-_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0 but tab, LF, CR; DEL; C1
 
 # Letters of other scripts that render like Latin letters (a subset of Unicode's confusables).
 _LOOKALIKES = {
@@ -57,15 +61,26 @@ _DIGIT = re.compile(r"[0-9]")
 
 
 def check_text_chars(text: str, field: str) -> None:
-    """Raise `InvalidInput` naming the first refused character and its position."""
-    bad = _FORBIDDEN.search(text)
+    """Raise `InvalidInput` naming the first unpaired surrogate and its position."""
+    bad = _SURROGATE.search(text)
     if bad is None:
         return
-    char = bad.group()
-    what = "an unpaired surrogate" if "\ud800" <= char <= "\udfff" else "control character"
     raise InvalidInput(
-        field, f"contains {what} U+{ord(char):04X} at character {bad.start()}", reason="control_character"
+        field, f"contains an unpaired surrogate U+{ord(bad.group()):04X} at character {bad.start()}",
+        reason="unpaired_surrogate",
     )
+
+
+def count_controls(text: str) -> int:
+    """Control characters `fold` removes from `text`."""
+    return len(_CONTROL.findall(text))
+
+
+def readable(text: str) -> bool:
+    """Whether anything but whitespace is left once `fold` removed what it removes."""
+    if text.isascii() and _CONTROL.search(text) is None:
+        return bool(text) and not text.isspace()
+    return bool(fold(text).strip())
 
 
 class _FoldTable(dict):
@@ -77,7 +92,7 @@ class _FoldTable(dict):
 
     def __missing__(self, codepoint: int):
         char = chr(codepoint)
-        if unicodedata.category(char) == "Cf":
+        if unicodedata.category(char) == "Cf" or _CONTROL.match(char):
             value = None
         else:
             compat = unicodedata.normalize("NFKC", char)
@@ -94,6 +109,8 @@ def fold(text: str) -> str:
     """The text as the model and the policy lists read it (see the module doc)."""
     if not text.isascii():
         text = _fold_lookalikes(text.translate(_FOLD))
+    elif _CONTROL.search(text):
+        text = text.translate(_FOLD)
     return _fold_leet(text)
 
 

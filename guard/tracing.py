@@ -17,6 +17,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from guard import __version__
 from guard.decision import CheckItem, Decision, Source
 from guard.errors import ConfigError
+from guard.text import count_controls
 
 TRACER_NAME = "guard"
 GUARDRAIL_SPAN = "apply_guardrail"
@@ -129,6 +130,9 @@ def record_decision(span: Span, item: CheckItem, decision: Decision, content_cha
         attributes["guard.tenant"] = item.tenant
     if item.request_id:
         attributes["guard.request_id"] = item.request_id
+    controls = count_controls(item.text)
+    if controls:
+        attributes["guard.text.controls_removed"] = controls
     if content_chars is not None:
         attributes["gen_ai.guardrail.security.content.input.value"] = item.text[:content_chars]
     span.set_attributes(attributes)

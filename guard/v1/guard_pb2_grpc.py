@@ -60,8 +60,9 @@ class GuardServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Check(self, request, context):
-        """Classify one text and decide. Errors: INVALID_ARGUMENT (empty or oversized text, control
-        characters, unknown policy or source, a message that does not parse), RESOURCE_EXHAUSTED
+        """Classify one text and decide. Control characters other than tab, LF and CR are read as
+        removed (so a text with stray mojibake is still decided). Errors: INVALID_ARGUMENT (empty or
+        oversized text, unknown policy or source, a message that does not parse), RESOURCE_EXHAUSTED
         (queue full, too many calls in progress, message over the size limit), UNAUTHENTICATED (token
         auth on and no valid bearer token), UNAVAILABLE (model not loaded yet / shutting down). A text
         not scored shortly before the call's deadline (or within its policy's `timeout_ms`) gets the
@@ -89,7 +90,7 @@ class GuardServiceServicer:
         covers all text received, and a BLOCK means: retract what follows `released_until`. A BLOCK
         ends the stream with a final response carrying the decision; a FLAG is reported once and the
         stream goes on. Errors: INVALID_ARGUMENT (no `open` first, a second `open`, unknown policy,
-        control characters, stream over `stream_max_chars`), DEADLINE_EXCEEDED (no message for
+        stream over `stream_max_chars`), DEADLINE_EXCEEDED (no message for
         `stream_idle_timeout_s`),
         RESOURCE_EXHAUSTED (`max_streams` open, or the queue is full), UNAVAILABLE.
         """

@@ -119,3 +119,10 @@ async def test_a_failed_batch_span_is_marked_as_an_error(tiny_model_dir):
         batch = next(s for s in srv.spans.get_finished_spans() if s.name == "guard.batch")
     assert r.decision.degraded
     assert not batch.status.is_ok and batch.attributes["error.type"]
+
+
+async def test_removed_control_characters_are_counted_on_the_span(tiny_model_dir):
+    async with running_server(tiny_model_dir) as srv:
+        await srv.stub.Check(pb.CheckRequest(text="smart \x9dquotes\x00 here"))
+        (span,) = [s for s in srv.spans.get_finished_spans() if s.name == "apply_guardrail"]
+    assert span.attributes["guard.text.controls_removed"] == 2

@@ -5,19 +5,34 @@ import pytest
 from guard.errors import InvalidInput
 from guard.policy import PolicyConfig
 from guard.policy.rules import Policy
-from guard.text import check_text_chars, fold, fold_with_origin, origin_span
+from guard.text import check_text_chars, count_controls, fold, fold_with_origin, origin_span, readable
 
 
-@pytest.mark.parametrize(
-    "text, char, at",
-    [("a\x00b", "0000", 1), ("\x1b[31mred", "001B", 0), ("ok\x7f", "007F", 2), ("x\x85y", "0085", 1),
-     ("lone \ud800 surrogate", "D800", 5)],
-)
-def test_control_characters_and_lone_surrogates_are_refused_by_position(text, char, at):
+def test_unpaired_surrogates_are_refused_by_position():
     with pytest.raises(InvalidInput) as err:
-        check_text_chars(text, "requests[2].text")
-    assert err.value.field == "requests[2].text" and err.value.reason == "control_character"
-    assert err.value.problem.endswith(f"U+{char} at character {at}")
+        check_text_chars("lone \ud800 surrogate", "requests[2].text")
+    assert err.value.field == "requests[2].text" and err.value.reason == "unpaired_surrogate"
+    assert err.value.problem.endswith("U+D800 at character 5")
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\x1b[31mred", "ok\x7f", "x\x85y", "mojibake \x9d here"])
+def test_control_characters_are_accepted_and_removed_when_folding(text):
+    check_text_chars(text, "text")
+    folded = fold(text)
+    assert not any(0 <= ord(c) < 32 and c not in "\t\n\r" or 0x7f <= ord(c) <= 0x9f for c in folded)
+    assert count_controls(text) == len(text) - len(folded)
+
+
+def test_a_phrase_split_by_control_characters_is_read_joined():
+    assert fold("how to make a bo\x00mb at ho\x85me") == "how to make a bomb at home"
+    policy = Policy("p", PolicyConfig(blocklist=[r"\bbomb\b"]))
+    assert policy.match_lists("a bo\x07mb") is not None
+    folded, origin = fold_with_origin("ab\x00cd")
+    assert folded == "abcd" and origin_span((1, 3), origin, 5) == (1, 4)  # "bc" is "b\x00c" in the original
+
+
+def test_text_with_nothing_but_removed_characters_is_not_readable():
+    assert not readable("\x00\x1b \x85\t") and not readable("\u200b") and readable("\x00hi")
 
 
 @pytest.mark.parametrize("text", ["tabs\tnew\nlines\r\n", "emoji 👍🏽 and ZWJ 👩‍💻", "日本語 العربية ελληνικά", "\u00a0nbsp"])
