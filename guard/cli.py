@@ -125,6 +125,14 @@ def _settings(args: argparse.Namespace, **extra) -> Settings:
     return load_settings(args.config, model=args.model, device=args.device, **extra)
 
 
+def _reloader(args: argparse.Namespace, engine, **extra):
+    """Watches the --config file (or GUARD_CONFIG) while serving; None without one."""
+    from guard.reload import ConfigReloader, ConfigSource
+
+    source = ConfigSource.of(args.config, model=args.model, device=args.device, **extra)
+    return None if source is None else ConfigReloader(engine, source, engine.settings.config_reload_interval_s)
+
+
 def _print_message(message) -> None:
     print(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True), indent=2))
 
@@ -135,12 +143,14 @@ def _serve(args: argparse.Namespace) -> int:
     from guard.tracing import configure_tracing
 
     http = {"serve_http": True, "proxy_port": args.http_port} if args.http_port is not None else {}
-    settings = _settings(args, host=args.host, port=args.port, metrics_port=args.metrics_port,
-                         proxy_upstream=args.upstream, **http)
+    flags = {"host": args.host, "port": args.port, "metrics_port": args.metrics_port, "proxy_upstream": args.upstream,
+             **http}
+    settings = _settings(args, **flags)
     logging.getLogger().setLevel(settings.log_level)
     provider = configure_tracing(settings)
+    engine = Engine(settings)
     try:
-        asyncio.run(serve(settings, Engine(settings)))
+        asyncio.run(serve(settings, engine, _reloader(args, engine, **flags)))
     finally:
         provider.shutdown()
     return 0
@@ -151,12 +161,14 @@ def _proxy(args: argparse.Namespace) -> int:
     from guard.proxy.server import run_proxy
     from guard.tracing import configure_tracing
 
-    settings = _settings(args, proxy_upstream=args.upstream, proxy_host=args.host, proxy_port=args.port,
-                         metrics_port=args.metrics_port)
+    flags = {"proxy_upstream": args.upstream, "proxy_host": args.host, "proxy_port": args.port,
+             "metrics_port": args.metrics_port}
+    settings = _settings(args, **flags)
     logging.getLogger().setLevel(settings.log_level)
     provider = configure_tracing(settings)
+    engine = Engine(settings)
     try:
-        asyncio.run(run_proxy(settings, Engine(settings)))
+        asyncio.run(run_proxy(settings, engine, _reloader(args, engine, **flags)))
     finally:
         provider.shutdown()
     return 0
@@ -169,23 +181,23 @@ def _consume(args: argparse.Namespace) -> int:
     from guard.lifecycle import Service
     from guard.tracing import configure_tracing
 
-    settings = _settings(
-        args,
-        kafka_bootstrap_servers=args.bootstrap_servers,
-        kafka_topics=args.topics,
-        kafka_decisions_topic=args.decisions_topic,
-        kafka_dead_letter_topic=args.dead_letter_topic,
-        kafka_group_id=args.group_id,
-        kafka_blocked_topic=args.blocked_topic,
-        kafka_delivery=args.delivery,
-        metrics_port=args.metrics_port,
-    )
+    flags = {
+        "kafka_bootstrap_servers": args.bootstrap_servers,
+        "kafka_topics": args.topics,
+        "kafka_decisions_topic": args.decisions_topic,
+        "kafka_dead_letter_topic": args.dead_letter_topic,
+        "kafka_group_id": args.group_id,
+        "kafka_blocked_topic": args.blocked_topic,
+        "kafka_delivery": args.delivery,
+        "metrics_port": args.metrics_port,
+    }
+    settings = _settings(args, **flags)
     logging.getLogger().setLevel(settings.log_level)
     provider = configure_tracing(settings)
     engine = Engine(settings)
     runner = KafkaRunner(engine)  # checks the Kafka settings before the model loads
     try:
-        asyncio.run(Service(settings, engine, [KafkaTransport(runner)]).run())
+        asyncio.run(Service(settings, engine, [KafkaTransport(runner)], _reloader(args, engine, **flags)).run())
     finally:
         provider.shutdown()
     return 0

@@ -60,6 +60,14 @@ def load_classifier(settings: Settings) -> Classifier:
     return Classifier.from_path(settings.model, device=settings.device, dtype=settings.dtype, **window)
 
 
+@dataclass(frozen=True)
+class LiveConfig:
+    """The configuration a reload may replace while guard serves."""
+
+    policies: PolicySet
+    router: object | None  # guard.routing.Router
+
+
 class Engine:
     """Build it (validates the policies), then `start()` loads and warms the model off the event
     loop; until then every check answers `NotReady`."""
@@ -73,9 +81,9 @@ class Engine:
     ) -> None:
         self.settings = settings
         self.classifier = classifier
-        self.policies = PolicySet(settings.policies, settings.default_policy, settings.tenant_policies)
+        # what a config reload may change, swapped as one: a request reads it once (`live`)
+        self.live = LiveConfig(PolicySet(settings.policies, settings.default_policy, settings.tenant_policies), None)
         self.batcher: Batcher | None = None
-        self.router = None
         self.tracer = tracer or trace.get_tracer(TRACER_NAME, __version__)
         self.content_chars = settings.trace_content_max_chars if settings.trace_content else None
         self.streams = 0  # open CheckStream sessions
@@ -83,6 +91,19 @@ class Engine:
         self.metrics = metrics or Metrics()
         self.metrics.track_queue_depth(lambda: self.batcher.depth if self.batcher else 0)
         self.metrics.track_streams(lambda: self.streams)
+
+    @property
+    def policies(self) -> PolicySet:
+        return self.live.policies
+
+    @property
+    def router(self):
+        return self.live.router
+
+    def reconfigure(self, policies: PolicySet, router) -> None:
+        """Swap the policy set and router at once (a config reload): a request already deciding
+        keeps the pair it read; a stream keeps the policy it was opened with."""
+        self.live = LiveConfig(policies, router)
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -117,12 +138,14 @@ class Engine:
         from guard.routing import Router
 
         if self.classifier.gives_embeddings:
-            self.router = Router(self.settings.routes, self.classifier.embed_texts, self.settings.route_threshold)
+            self.live = LiveConfig(self.policies, Router(self.settings.routes, self.classifier.embed_texts,
+                                                         self.settings.route_threshold))
             return None
         from guard.embedding import SentenceEncoder
 
         encoder = SentenceEncoder()
-        self.router = Router(self.settings.routes, encoder.embed, threshold=self.settings.route_threshold)
+        self.live = LiveConfig(self.policies, Router(self.settings.routes, encoder.embed,
+                                                     threshold=self.settings.route_threshold))
         decode = self.classifier.tokenizer.batch_decode
         return lambda windows: encoder.embed(decode(windows, skip_special_tokens=True))
 
@@ -156,10 +179,10 @@ class Engine:
         )
 
     # --- validation ----------------------------------------------------------------------------
-    def validate(self, item: CheckItem, prefix: str = "") -> Policy:
+    def validate(self, item: CheckItem, prefix: str = "", policies: PolicySet | None = None) -> Policy:
         """Check one item and return the policy that will decide it; raises `InvalidInput`."""
         self._validate_text(item, prefix)
-        return self.validate_fields(item, prefix)
+        return self.validate_fields(item, prefix, policies)
 
     def _validate_text(self, item: CheckItem, prefix: str) -> None:
         if not readable(item.text):  # empty, or only whitespace and removed characters
@@ -172,7 +195,7 @@ class Engine:
             )
         check_text_chars(item.text, prefix + "text")
 
-    def validate_fields(self, item: CheckItem, prefix: str = "") -> Policy:
+    def validate_fields(self, item: CheckItem, prefix: str = "", policies: PolicySet | None = None) -> Policy:
         """Everything but the text: source, ids, and the policy it selects."""
         if not isinstance(item.source, Source):
             raise InvalidInput(prefix + "source", f"unknown source {item.source!r}", reason="unknown_source")
@@ -180,7 +203,7 @@ class Engine:
             if len(getattr(item, name)) > MAX_ID_CHARS:
                 raise InvalidInput(prefix + name, f"longer than {MAX_ID_CHARS} characters", reason="field_too_long")
         try:
-            return self.policies.select(item.policy, item.tenant)
+            return (policies or self.policies).select(item.policy, item.tenant)
         except InvalidInput as exc:
             raise InvalidInput(prefix + exc.field, exc.problem, exc.reason) from None
 
@@ -202,10 +225,12 @@ class Engine:
         decision span is a child of the current span, or of `parents[i]` when given (the Kafka
         runner's per-record `process` spans). `transport` labels the metrics."""
         arrived = time.monotonic()
+        live = self.live  # one policy set and router for the whole call, whatever a reload does meanwhile
         try:
             self._require_ready()
             policies = [
-                self.validate(item, f"{batch_field}[{i}]." if batch_field else "") for i, item in enumerate(items)
+                self.validate(item, f"{batch_field}[{i}]." if batch_field else "", live.policies)
+                for i, item in enumerate(items)
             ]
         except GuardError as exc:
             self._count_rejected(exc, len(items))
@@ -213,7 +238,8 @@ class Engine:
         contexts = parents if parents is not None else [None] * len(items)
         spans = [self.tracer.start_span(GUARDRAIL_SPAN, context=parent) for parent in contexts]
         try:
-            decisions = await self._decide(items, policies, self._deadlines(policies, deadline, arrived), spans)
+            decisions = await self._decide(items, policies, self._deadlines(policies, deadline, arrived), spans,
+                                           live.router)
         except BaseException as exc:
             self._count_rejected(exc, len(items))
             for span in spans:
@@ -250,7 +276,8 @@ class Engine:
         return out
 
     async def _decide(
-        self, items: Sequence[CheckItem], policies: list[Policy], deadlines: list[float | None], spans: list
+        self, items: Sequence[CheckItem], policies: list[Policy], deadlines: list[float | None], spans: list,
+        router,
     ) -> list[Decision]:
         decisions: list[Decision | None] = []
         to_score: list[int] = []
@@ -260,7 +287,7 @@ class Engine:
             if match:
                 decisions.append(policy.decide_by_list(match))
             elif deadlines[i] is not None and deadlines[i] <= now:  # no time left: never queued
-                decisions.append(self._decision_from(item, policy, DeadlineExceeded("no time left to score")))
+                decisions.append(self._decision_from(item, policy, DeadlineExceeded("no time left to score"), router))
             else:
                 decisions.append(None)
                 to_score.append(i)
@@ -272,10 +299,10 @@ class Engine:
             for i, result in zip(to_score, results):
                 if isinstance(result, Scored) and result.batch is not None:
                     spans[i].add_link(result.batch)
-                decisions[i] = self._decision_from(items[i], policies[i], result)
+                decisions[i] = self._decision_from(items[i], policies[i], result, router)
         return decisions  # type: ignore[return-value]
 
-    def _decision_from(self, item: CheckItem, policy: Policy, result: Scored | BaseException) -> Decision:
+    def _decision_from(self, item: CheckItem, policy: Policy, result: Scored | BaseException, router) -> Decision:
         if isinstance(result, ModelFailure):
             decision = policy.fallback(item.source, "the model failed")
         elif isinstance(result, DeadlineExceeded):
@@ -284,8 +311,8 @@ class Engine:
             raise result
         else:
             decision = dataclasses.replace(policy.decide(result.scores, item.source), timing=result.timing)
-            if self.router is not None and result.embedding is not None and item.source is Source.USER:
-                decision = dataclasses.replace(decision, intent=self.router.route(result.embedding))
+            if router is not None and result.embedding is not None and item.source is Source.USER:
+                decision = dataclasses.replace(decision, intent=router.route(result.embedding))
         return dataclasses.replace(decision, model=self.classifier.model_id)
 
 

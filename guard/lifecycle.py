@@ -6,6 +6,7 @@ NOT_SERVING, until the model is ready), the model loads and warms off the event 
 transport begins serving (`ready`), health reports SERVING. Stop (SIGTERM / SIGINT, or a transport
 that ended on its own): health reports NOT_SERVING, each transport refuses new work and finishes
 what it accepted within the grace period (`drain`), then the engine and the endpoints close.
+While serving, the configuration file is watched and SIGHUP reloads it (`guard.reload`).
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ class Transport(Protocol):
 
 
 class Service:
-    def __init__(self, settings, engine, transports: Sequence[Transport]) -> None:
+    def __init__(self, settings, engine, transports: Sequence[Transport], reloader=None) -> None:
         self.settings = settings
         self.engine = engine
         self.transports = list(transports)
+        self.reloader = reloader  # guard.reload.ConfigReloader: the config file is watched while serving
+        self._watch: asyncio.Task | None = None
         self.metrics_port: int | None = None
         self.health = None
         self.started = False
@@ -64,10 +67,22 @@ class Service:
             raise
         if self.health is not None:
             self.health.set_serving(True)
+        if self.reloader is not None and self.reloader.interval_s > 0:
+            self._watch = asyncio.create_task(self.reloader.watch())
         self.started = True
+
+    def reload(self) -> None:
+        """SIGHUP: reload the configuration file now."""
+        if self.reloader is None:
+            log.warning("SIGHUP: there is no configuration file to reload (--config / GUARD_CONFIG)")
+            return
+        task = asyncio.ensure_future(self.reloader.reload("SIGHUP"))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.grace_period_s if grace is None else grace
+        if self._watch is not None:
+            self._watch.cancel()
         if self.health is not None:
             self.health.set_serving(False)
         await self._close_transports(grace)
@@ -82,6 +97,7 @@ class Service:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
         waits = [asyncio.ensure_future(stopping.wait())]
         waits += [f for t in self.transports if (f := t.finished()) is not None]

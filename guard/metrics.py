@@ -69,6 +69,10 @@ class Metrics:
         self.kafka_batches = Counter("guard_kafka_batches", "Consumer batches whose output was written "
                                      "and whose offsets were committed.", registry=r)
         self.ready = Gauge("guard_ready", "1 while the model is loaded and checks are answered.", registry=r)
+        self.config_reloads = Counter("guard_config_reload", "Configuration reloads, by result (applied, "
+                                      "unchanged, rejected).", ["result"], registry=r)
+        self.config_restart_required = Gauge("guard_config_restart_required", "1 while the configuration file "
+                                             "changes settings that only a restart applies.", registry=r)
         self._server = None
 
     # --- helpers the engine and transports call ------------------------------------------------
@@ -105,5 +109,6 @@ METRIC_NAMES = (
     "guard_queue_seconds", "guard_tokenize_seconds", "guard_inference_seconds", "guard_decision_seconds",
     "guard_batch_size", "guard_batch_tokens", "guard_queue_depth", "guard_model_failures_total",
     "guard_streams_open", "guard_streams_total", "guard_stream_windows_total", "guard_kafka_records_total",
-    "guard_kafka_consumer_lag", "guard_kafka_batches_total", "guard_ready",
+    "guard_kafka_consumer_lag", "guard_kafka_batches_total", "guard_ready", "guard_config_reload_total",
+    "guard_config_restart_required",
 )

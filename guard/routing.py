@@ -41,6 +41,7 @@ class Router:
     ) -> None:
         if NONE in routes:
             raise ValueError(f"{NONE!r} is the name of the fallback route and cannot be configured")
+        self.embed = embed  # kept: a reloaded route set embeds its examples the same way
         self.names = list(routes)
         examples = [(i, text) for i, name in enumerate(self.names) for text in routes[name].examples]
         self._owner = np.array([i for i, _ in examples])

@@ -78,6 +78,12 @@ class Settings(BaseSettings, KafkaSettings):
         4 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted (413 beyond).",
     )
 
+    # --- configuration reload --------------------------------------------------------------------
+    config_reload_interval_s: float = Field(
+        5.0, ge=0, description="How often the --config file is checked for changes (policies, tenant_policies, "
+        "default_policy, routes and route_threshold reload live; SIGHUP reloads at once); 0 = only on SIGHUP.",
+    )
+
     # --- model ---------------------------------------------------------------------------------
     model: Path | None = Field(None, description="Hugging Face classifier folder; unset = the embedded default model.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available.")

@@ -77,6 +77,6 @@ class HttpTransport:
         return self.task
 
 
-async def run_proxy(settings: Settings, engine: Engine) -> None:
+async def run_proxy(settings: Settings, engine: Engine, reloader=None) -> None:
     """`guard proxy`: run until SIGTERM or SIGINT, then drain."""
-    await Service(settings, engine, [HttpTransport(settings, engine)]).run()
+    await Service(settings, engine, [HttpTransport(settings, engine)], reloader).run()

@@ -135,7 +135,7 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
 
 
-async def serve(settings: Settings, engine: Engine) -> None:
+async def serve(settings: Settings, engine: Engine, reloader=None) -> None:
     """`guard serve`: gRPC, and the HTTP API too when `serve_http` is on, on one engine; runs until
     SIGTERM or SIGINT, then drains."""
     transports: list = [GuardServer(settings, engine)]
@@ -143,4 +143,4 @@ async def serve(settings: Settings, engine: Engine) -> None:
         from guard.proxy.server import HttpTransport
 
         transports.append(HttpTransport(settings, engine))
-    await Service(settings, engine, transports).run()
+    await Service(settings, engine, transports, reloader).run()

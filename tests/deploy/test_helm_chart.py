@@ -93,14 +93,15 @@ def test_defaults_render_a_working_server_deployment(helm):
     (deploy,) = kind(docs, "Deployment")
     pod = deploy["spec"]["template"]
     c = guard_container(pod)
-    assert c["args"] == ["serve", "--config", "/etc/guard/guard.yaml"]
+    assert c["args"] == ["serve", "--config", "/etc/guard/config/guard.yaml"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert c[probe]["grpc"] == {"port": 50052}  # native gRPC probe against grpc.health.v1
     startup = c["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 120  # time for the model to load
     assert c["securityContext"]["readOnlyRootFilesystem"] and not c["securityContext"]["allowPrivilegeEscalation"]
     assert pod["spec"]["securityContext"]["runAsNonRoot"] and pod["spec"]["securityContext"]["runAsUser"] == 10001
-    assert {m["mountPath"] for m in c["volumeMounts"]} >= {"/etc/guard/guard.yaml", "/tmp"}
+    assert {m["mountPath"] for m in c["volumeMounts"]} >= {"/etc/guard/config", "/tmp"}
+    assert not any(m.get("subPath") for m in c["volumeMounts"] if m["name"] == "guard-config")  # updates reach it
     (svc,) = kind(docs, "Service")
     assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"grpc": 50051, "metrics": 9090}
     assert svc["spec"]["selector"] == deploy["spec"]["selector"]["matchLabels"]
@@ -148,7 +149,7 @@ def test_sidecar_example_puts_the_guard_proxy_between_the_service_and_the_llm_on
     vllm, guard = containers["vllm"], containers["guard"]
     assert vllm["args"][vllm["args"].index("--host") + 1] == "127.0.0.1"  # the LLM is not reachable from outside
     assert vllm["resources"]["limits"]["nvidia.com/gpu"] == 1
-    assert guard["args"] == ["proxy", "--config", "/etc/guard/guard.yaml"]
+    assert guard["args"] == ["proxy", "--config", "/etc/guard/config/guard.yaml"]
     assert {p["name"]: p["containerPort"] for p in guard["ports"]} == {"http": 8080, "health": 50052, "metrics": 9090}
     (svc,) = kind(docs, "Service")  # the Service reaches guard, and only guard
     assert {p["name"]: (p["port"], p["targetPort"]) for p in svc["spec"]["ports"]} == {
@@ -171,7 +172,9 @@ def test_the_config_checksum_changes_when_the_config_changes(helm):
     base = checksum()
     assert checksum() == base
     assert checksum("--set", "settings.max_batch_tokens=4096") != base
-    assert checksum("--set", "policies.default.version=v9") != base
+    assert checksum("--set", "policies.default.version=v9") == base  # reloaded live: no restart
+    assert checksum("--set", "configReload=false", "--set", "policies.default.version=v9") != checksum(
+        "--set", "configReload=false")
     assert checksum("--set", "replicaCount=5") == base  # not config: no needless restart
 
 

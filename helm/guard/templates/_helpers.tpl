@@ -122,7 +122,12 @@ data:
 {{- end }}
 
 {{- define "guard.configChecksum" -}}
-{{- include "guard.configMap" . | sha256sum }}
+{{- $s := include "guard.settings" . | fromYaml }}
+{{- if .Values.configReload }}
+{{- /* what guard reloads live does not restart the pods */}}
+{{- $s = omit $s "policies" "default_policy" "tenant_policies" "routes" "route_threshold" }}
+{{- end }}
+{{- toYaml $s | sha256sum }}
 {{- end }}
 
 {{/* The guard container. Call with (dict "root" $ "command" "serve"|"consume") ----------------- */}}
@@ -132,7 +137,7 @@ data:
 - name: guard
   image: {{ include "guard.image" $root | quote }}
   imagePullPolicy: {{ $v.image.pullPolicy }}
-  args: [{{ .command | quote }}, "--config", "/etc/guard/guard.yaml"]
+  args: [{{ .command | quote }}, "--config", "/etc/guard/config/guard.yaml"]
   ports:
     {{- if eq .command "serve" }}
     - name: grpc
@@ -197,8 +202,7 @@ data:
     {{- toYaml $v.securityContext | nindent 4 }}
   volumeMounts:
     - name: guard-config
-      mountPath: /etc/guard/guard.yaml
-      subPath: guard.yaml
+      mountPath: /etc/guard/config  # a directory, not a subPath: kubelet updates it in place
       readOnly: true
     - name: guard-tmp
       mountPath: /tmp
