@@ -73,12 +73,26 @@ def routing_cost(texts: list[str]) -> list[tuple]:
     shared = load_default_classifier(device="cpu", routing=True)
     shared.warm_up()
     encoder = SentenceEncoder()
-    second_pass = lambda windows: encoder.embed(plain.tokenizer.batch_decode(windows, skip_special_tokens=True))  # noqa: E731
+    second_pass = lambda windows: encoder.embed(
+        plain.tokenizer.batch_decode(windows, skip_special_tokens=True)
+    )
     rows = [
         ("default model, batcher, routing off", batcher_throughput(plain, texts), None, None, ""),
-        ("default model, batcher, routing in the same pass", batcher_throughput(shared, texts), None, None,
-         f"shared layers 0-{plain.model.config.num_hidden_layers - manifest()['training']['trainable_layers'] - 1}"),
-        ("default model, batcher, routing as a second pass", batcher_throughput(plain, texts, second_pass), None, None, "two forwards"),
+        (
+            "default model, batcher, routing in the same pass",
+            batcher_throughput(shared, texts),
+            None,
+            None,
+            "shared layers 0-"
+            + str(plain.model.config.num_hidden_layers - manifest()["training"]["trainable_layers"] - 1),
+        ),
+        (
+            "default model, batcher, routing as a second pass",
+            batcher_throughput(plain, texts, second_pass),
+            None,
+            None,
+            "two forwards",
+        ),
     ]
     return rows
 
@@ -111,7 +125,7 @@ async def drive(address: str, texts: list[str], clients: int, seconds: float, ba
         await asyncio.gather(*(client(k) for k in range(clients)))
         elapsed = time.perf_counter() - started
     latencies.sort()
-    pct = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    pct = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
     return done / elapsed, pct(0.50), pct(0.99)
 
 
@@ -136,7 +150,9 @@ SERVERS = {  # name -> settings; every server is up for the whole run, idle unle
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, help="classifier folder (default: MiniLM + head)")
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds per gRPC scenario run")
     parser.add_argument("--repeats", type=int, default=2, help="runs per table row; the best is reported")
@@ -161,21 +177,37 @@ def main() -> int:
         padded.warm_up()
         lengths = [max(len(w) for w in ws) for ws in classifier.encode(texts)]
         mode = classifier.execution
-        print(f"# device={classifier.placement.device} dtype={classifier.placement.dtype_name} batches={mode} "
-              f"texts={len(texts)} tokens min/median/max={min(lengths)}/{int(statistics.median(lengths))}/"
-              f"{max(lengths)} cores={os.cpu_count()}", flush=True)
+        print(
+            f"# device={classifier.placement.device} dtype={classifier.placement.dtype_name} batches={mode} "
+            f"texts={len(texts)} tokens min/median/max={min(lengths)}/{int(statistics.median(lengths))}/"
+            f"{max(lengths)} cores={os.cpu_count()}",
+            flush=True,
+        )
         mean_tokens = statistics.mean(lengths)
         overhead = padded.overhead_tokens
-        print(f"# forward cost ~ {overhead:.0f} + padded tokens (token-equivalents); mean text {mean_tokens:.0f} "
-              f"tokens -> batching can gain at most ~{(overhead + mean_tokens) / mean_tokens:.1f}x over one forward "
-              f"per text", flush=True)
+        print(
+            f"# forward cost ~ {overhead:.0f} + padded tokens (token-equivalents); mean text "
+            f"{mean_tokens:.0f} "
+            f"tokens -> batching can gain at most ~{(overhead + mean_tokens) / mean_tokens:.1f}x over one "
+            f"forward "
+            f"per text",
+            flush=True,
+        )
 
         def raw_row(name: str, model: Classifier, pool: int = 0, note: str = "") -> tuple:
             repeats = 1 if pool else args.repeats  # arrival order is the slow reference row
-            return (name, max(raw_throughput(model, texts, settings, pool) for _ in range(repeats)), None, None, note)
+            return (
+                name,
+                max(raw_throughput(model, texts, settings, pool) for _ in range(repeats)),
+                None,
+                None,
+                note,
+            )
 
         rows = [
-            raw_row(f"raw model, length-sorted batches, {mode} (the limit)", classifier, note="tokenize + forward"),
+            raw_row(
+                f"raw model, length-sorted batches, {mode} (the limit)", classifier, note="tokenize + forward"
+            ),
             raw_row("raw model, length-sorted batches, padded", padded),
             raw_row("raw model, batches of 48 in arrival order, padded", padded, 48, "padded to longest"),
             raw_row(f"raw model, batches of 48 in arrival order, {mode}", classifier, 48),
@@ -187,8 +219,10 @@ def main() -> int:
                 asyncio.run(drive(servers[name][1], texts, 16, 2.0))  # warm it
 
             def row(name: str, server: str, clients: int, batch: int = 0) -> tuple:
-                runs = [asyncio.run(drive(servers[server][1], texts, clients, args.seconds, batch))
-                        for _ in range(args.repeats)]
+                runs = [
+                    asyncio.run(drive(servers[server][1], texts, clients, args.seconds, batch))
+                    for _ in range(args.repeats)
+                ]
                 tput, p50, p99 = best(runs)
                 return (name, tput, p50, p99, "latency per call" if batch else "")
 
@@ -212,18 +246,26 @@ def main() -> int:
     rows += routing_cost(texts)
     print("\n| scenario | texts/s | p50 ms | p99 ms | note |\n|---|---:|---:|---:|---|")
     for name, tput, p50, p99, note in rows:
-        fmt = lambda v: "" if v is None else f"{v:.1f}"  # noqa: E731
+        fmt = lambda v: "" if v is None else f"{v:.1f}"
         print(f"| {name} | {tput:.1f} | {fmt(p50)} | {fmt(p99)} | {note} |")
-    print("\n| round | raw texts/s | guard@64 texts/s | naive@64 texts/s | guard/raw | guard/naive | raw/naive |")
+    print(
+        "\n| round | raw texts/s | guard@64 texts/s | naive@64 texts/s | guard/raw | guard/naive | "
+        "raw/naive |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for k, (raw, guard64, naive) in enumerate(rounds, 1):
-        print(f"| {k} | {raw:.1f} | {guard64:.1f} | {naive:.1f} | {guard64 / raw:.2f} | {guard64 / naive:.2f} "
-              f"| {raw / naive:.2f} |")
-    median = lambda i, j: statistics.median(r[i] / r[j] for r in rounds)  # noqa: E731
+        print(
+            f"| {k} | {raw:.1f} | {guard64:.1f} | {naive:.1f} | {guard64 / raw:.2f} | {guard64 / naive:.2f} "
+            f"| {raw / naive:.2f} |"
+        )
+    median = lambda i, j: statistics.median(r[i] / r[j] for r in rounds)
     print(f"\nmedian over {len(rounds)} rounds:")
     print(f"guard@64 / raw   = {median(1, 0):.2f}  (target >= 0.85)")
     print(f"guard@64 / naive = {median(1, 2):.2f}  (target >= 4)")
-    print(f"raw / naive      = {median(0, 2):.2f}  (the most any batching could gain over the naive server here)")
+    print(
+        f"raw / naive      = {median(0, 2):.2f}  (the most any batching could gain over the naive server "
+        f"here)"
+    )
     return 0
 
 

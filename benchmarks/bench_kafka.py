@@ -67,8 +67,13 @@ def input_timestamps(bootstrap: str, topic: str, n: int) -> dict:
 def run_consumer(bootstrap: str, topic: str, group: str, log: Path):
     """`guard consume` on the default model with default settings."""
     return start_guard_consume(
-        None, log, kafka_bootstrap_servers=bootstrap, kafka_topics=topic, kafka_group_id=group,
-        kafka_decisions_topic=f"{group}.decisions", kafka_dead_letter_topic=f"{group}.dlq",
+        None,
+        log,
+        kafka_bootstrap_servers=bootstrap,
+        kafka_topics=topic,
+        kafka_group_id=group,
+        kafka_decisions_topic=f"{group}.decisions",
+        kafka_dead_letter_topic=f"{group}.dlq",
     )
 
 
@@ -87,12 +92,32 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             backlog = consume_run(broker.bootstrap, "backlog", texts, None, Path(tmp) / "backlog.log")
             paced_rate = raw * args.rate_share
-            paced = consume_run(broker.bootstrap, "paced", texts[: args.paced], paced_rate, Path(tmp) / "paced.log")
+            paced = consume_run(
+                broker.bootstrap, "paced", texts[: args.paced], paced_rate, Path(tmp) / "paced.log"
+            )
     finally:
         broker.stop()
     rows.append(("raw model (sorted by length, unpadded)", len(texts), raw, "", "", ""))
-    rows.append(("guard consume, backlog", len(texts), backlog["rate"], backlog["p50"], backlog["p99"], backlog["join"]))
-    rows.append((f"guard consume, paced at {paced_rate:.0f} msg/s", args.paced, paced["rate"], paced["p50"], paced["p99"], paced["join"]))
+    rows.append(
+        (
+            "guard consume, backlog",
+            len(texts),
+            backlog["rate"],
+            backlog["p50"],
+            backlog["p99"],
+            backlog["join"],
+        )
+    )
+    rows.append(
+        (
+            f"guard consume, paced at {paced_rate:.0f} msg/s",
+            args.paced,
+            paced["rate"],
+            paced["p50"],
+            paced["p99"],
+            paced["join"],
+        )
+    )
     print("| run | messages | decisions/s | latency p50 ms | latency p99 ms | first record after start s |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, n, rate, p50, p99, join in rows:
@@ -120,7 +145,8 @@ def consume_run(bootstrap: str, name: str, texts: list[str], rate: float | None,
     sent = input_timestamps(bootstrap, topic, n)
     stamps = sorted(d.timestamp for d in decisions)
     latencies = sorted(
-        d.timestamp - sent[(json.loads(d.value)["input"]["partition"], json.loads(d.value)["input"]["offset"])]
+        d.timestamp
+        - sent[(json.loads(d.value)["input"]["partition"], json.loads(d.value)["input"]["offset"])]
         for d in decisions
     )
     text = log.read_text()

@@ -45,7 +45,9 @@ def answer_text(tokens: int) -> str:
     return " ".join(text.split()[:tokens])
 
 
-async def one(http: httpx.AsyncClient, url: str, prompt: str, stream: bool, policy: str) -> tuple[float, float]:
+async def one(
+    http: httpx.AsyncClient, url: str, prompt: str, stream: bool, policy: str
+) -> tuple[float, float]:
     """(seconds to the first content, seconds to the end) of one chat completion."""
     body = {"model": "m", "messages": [{"role": "user", "content": prompt}], "stream": stream}
     headers = {"x-guard-policy": policy} if policy else {}
@@ -59,19 +61,29 @@ async def one(http: httpx.AsyncClient, url: str, prompt: str, stream: bool, poli
     async with http.stream("POST", url, json=body, headers=headers) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
-            if first is None and line.startswith("data: {") and '"content":"' in line and '"content":""' not in line:
+            if (
+                first is None
+                and line.startswith("data: {")
+                and '"content":"' in line
+                and '"content":""' not in line
+            ):
                 first = time.perf_counter() - start
     return first if first is not None else float("nan"), time.perf_counter() - start
 
 
-async def phase(base: str, chats: int, requests: int, stream: bool, policy: str = "") -> tuple[list[float], list[float]]:
+async def phase(
+    base: str, chats: int, requests: int, stream: bool, policy: str = ""
+) -> tuple[list[float], list[float]]:
     prompts = chat_texts(chats * requests, seed=11)
     firsts, totals = [], []
     limits = httpx.Limits(max_connections=chats * 2)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+
         async def chat(i: int) -> None:
             for r in range(requests):
-                first, total = await one(http, f"{base}/chat/completions", prompts[i * requests + r], stream, policy)
+                first, total = await one(
+                    http, f"{base}/chat/completions", prompts[i * requests + r], stream, policy
+                )
                 firsts.append(first)
                 totals.append(total)
 
@@ -82,14 +94,20 @@ async def phase(base: str, chats: int, requests: int, stream: bool, policy: str 
 def start_proxy_process(upstream_url: str, port: int, health: int, policies: dict) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "guard", "proxy", "--upstream", upstream_url, "--port", str(port)],
-        env=guard_env(health_port=health, health_host="127.0.0.1", policies=json.dumps(policies), log_level="WARNING"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=guard_env(
+            health_port=health, health_host="127.0.0.1", policies=json.dumps(policies), log_level="WARNING"
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
 async def main_async(args) -> None:
     default = default_policy_config()
-    policies = {"default": default, "stream-first": {**default, "version": "sf", "stream": {"release": {"llm": "stream_first"}}}}
+    policies = {
+        "default": default,
+        "stream-first": {**default, "version": "sf", "stream": {"release": {"llm": "stream_first"}}},
+    }
     async with scripted_upstream() as (upstream, upstream_url):
         port, health = free_port(), free_port()
         proc = start_proxy_process(upstream_url, port, health, policies)
@@ -105,20 +123,27 @@ async def main_async(args) -> None:
                 rows.append(("whole answer", name, totals, None))
             chars_per_token = max(1, round(len(answer) / args.tokens))
             upstream.reset(answer=answer, chunk_chars=chars_per_token, pause_s=1 / args.rate)
-            for name, url, policy in (("direct", upstream_url, ""), ("guard proxy, hold", guard_url, ""),
-                                      ("guard proxy, stream_first", guard_url, "stream-first")):
+            for name, url, policy in (
+                ("direct", upstream_url, ""),
+                ("guard proxy, hold", guard_url, ""),
+                ("guard proxy, stream_first", guard_url, "stream-first"),
+            ):
                 firsts, totals = await phase(url, args.chats, args.requests, True, policy)
                 rows.append(("stream", name, totals, firsts))
         finally:
             proc.terminate()
             proc.wait(30)
-    print(f"{args.chats} concurrent chats x {args.requests} requests; streams of {args.tokens} tokens at "
-          f"{args.rate} tokens/s")
+    print(
+        f"{args.chats} concurrent chats x {args.requests} requests; streams of {args.tokens} tokens at "
+        f"{args.rate} tokens/s"
+    )
     print("| answer | path | TTFT p50 ms | TTFT p99 ms | total p50 ms | total p99 ms |")
     print("|---|---|---:|---:|---:|---:|")
     for kind, name, totals, firsts in rows:
         ttft = f"{pct(firsts, 0.5) * 1000:.0f} | {pct(firsts, 0.99) * 1000:.0f}" if firsts else "- | -"
-        print(f"| {kind} | {name} | {ttft} | {pct(totals, 0.5) * 1000:.0f} | {pct(totals, 0.99) * 1000:.0f} |")
+        print(
+            f"| {kind} | {name} | {ttft} | {pct(totals, 0.5) * 1000:.0f} | {pct(totals, 0.99) * 1000:.0f} |"
+        )
     direct = statistics.median(rows[0][2])
     proxied = statistics.median(rows[1][2])
     print(f"whole answers: guard adds {1000 * (proxied - direct):.0f} ms at p50")

@@ -46,7 +46,9 @@ def answers(n: int, tokens: int, tokenizer) -> list[list[str]]:
         text = ""
         while len(tokenizer(text, add_special_tokens=False)["input_ids"]) < tokens + 5:
             text += rng.choice(ANSWER_SENTENCES) + ". "
-        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"][:tokens]
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"][
+            :tokens
+        ]
         cuts = [end for _, end in offsets]
         out.append([text[a:b] for a, b in zip([0, *cuts[:-1]], cuts)])
     return out
@@ -70,7 +72,9 @@ def guard_work(deltas: list[list[str]], tokenizer) -> int:
 
 
 def full_work(deltas: list[list[str]], tokenizer) -> int:
-    return sum(len(tokenizer("".join(p), add_special_tokens=False)["input_ids"]) + SPECIAL_TOKENS for p in deltas)
+    return sum(
+        len(tokenizer("".join(p), add_special_tokens=False)["input_ids"]) + SPECIAL_TOKENS for p in deltas
+    )
 
 
 def naive_work(deltas: list[list[str]], tokenizer) -> int:
@@ -110,7 +114,9 @@ async def guard_stream(stub, pieces: list[str], rate: float, delays: list[float]
     done.set()
 
 
-async def naive_stream(stub, pieces: list[str], rate: float, delays: list[float], timeout_at: list[float]) -> None:
+async def naive_stream(
+    stub, pieces: list[str], rate: float, delays: list[float], timeout_at: list[float]
+) -> None:
     async def check(text: str, sent_at: float) -> None:
         left = timeout_at[0] - time.perf_counter() if timeout_at else None
         try:
@@ -128,7 +134,9 @@ async def naive_stream(stub, pieces: list[str], rate: float, delays: list[float]
     await asyncio.gather(*tasks)
 
 
-async def drive(port: int, deltas, rate: float, naive: bool, naive_timeout: float) -> tuple[list[float], float]:
+async def drive(
+    port: int, deltas, rate: float, naive: bool, naive_timeout: float
+) -> tuple[list[float], float]:
     delays: list[float] = []
     timeout_at: list[float] = []
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -167,7 +175,10 @@ def main() -> int:
     deltas = answers(args.streams, args.tokens, tokenizer)
     full = full_work(deltas, tokenizer)
     rows = []
-    for name, naive in (("guard CheckStream (hold)", False), ("naive: Check the whole text on each delta", True)):
+    for name, naive in (
+        ("guard CheckStream (hold)", False),
+        ("naive: Check the whole text on each delta", True),
+    ):
         proc, port = serve(queue_size=1_000_000, max_streams=max(64, args.streams))
         try:
             wait_serving(port, proc, timeout=180)
@@ -179,10 +190,21 @@ def main() -> int:
         total = args.streams * args.tokens
         delays_ms = sorted(d * 1000 for d in delays)
         p99 = delays_ms[int(0.99 * (len(delays_ms) - 1))] if delays_ms else float("nan")
-        rows.append((name, work / full, statistics.median(delays_ms) if delays_ms else float("nan"), p99,
-                     len(delays) / total, elapsed))
+        rows.append(
+            (
+                name,
+                work / full,
+                statistics.median(delays_ms) if delays_ms else float("nan"),
+                p99,
+                len(delays) / total,
+                elapsed,
+            )
+        )
     print(f"{args.streams} streams x {args.tokens} tokens at {args.rate:g} tokens/s, one token per delta\n")
-    print("| approach | scoring work / each answer once | delay p50 ms | delay p99 ms | deltas released | run s |")
+    print(
+        "| approach | scoring work / each answer once | delay p50 ms | delay p99 ms | deltas released | "
+        "run s |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for name, ratio, p50, p99, share, elapsed in rows:
         print(f"| {name} | {ratio:.2f}x | {p50:.0f} | {p99:.0f} | {share:.1%} | {elapsed:.0f} |")

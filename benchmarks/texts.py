@@ -5,8 +5,16 @@ from __future__ import annotations
 import random
 
 OPENERS = [
-    "hi", "hello there", "hey", "quick question", "thanks for the help earlier", "sorry to bother you",
-    "good morning", "ok so", "I was wondering", "can you help me",
+    "hi",
+    "hello there",
+    "hey",
+    "quick question",
+    "thanks for the help earlier",
+    "sorry to bother you",
+    "good morning",
+    "ok so",
+    "I was wondering",
+    "can you help me",
 ]
 SENTENCES = [
     "my invoice shows a charge I do not recognise from last month",

@@ -82,15 +82,25 @@ def build_outputs(batch: Batch, decisions: list[Decision], topics: Topics) -> li
             guard = codec.dead_letter_headers([], entry.where, entry.error)
             value = record.value if record.value is not None or record.key is not None else b""
             key, value, headers = fit_record(
-                record.key, value, list(record.headers or ()), guard, topics.max_record_bytes, cut_value=True)
+                record.key, value, list(record.headers or ()), guard, topics.max_record_bytes, cut_value=True
+            )
             out.append(OutRecord(topics.dead_letter, key, value, headers))
             continue
         decision = next(by_entry)
         value = codec.decision_value(entry.message, entry.where, decision)
-        guard = [*context_headers(entry.span), *codec.coordinate_headers(entry.where),
-                 (codec.ACTION_HEADER, decision.action.value.encode())]
+        guard = [
+            *context_headers(entry.span),
+            *codec.coordinate_headers(entry.where),
+            (codec.ACTION_HEADER, decision.action.value.encode()),
+        ]
         key, value, headers = fit_record(
-            record.key, value, without_context(record.headers), guard, topics.max_record_bytes, cut_value=False)
+            record.key,
+            value,
+            without_context(record.headers),
+            guard,
+            topics.max_record_bytes,
+            cut_value=False,
+        )
         out.append(OutRecord(topics.decisions, key, value, headers))
         if topics.blocked and decision.action in (Action.BLOCK, Action.FLAG):
             out.append(OutRecord(topics.blocked, key, value, headers))
@@ -112,4 +122,3 @@ def finish_spans(batch: Batch, decisions: list[Decision] | None, error: BaseExce
             span.set_attribute("guard.action", decision.action.value)
             span.set_attribute("guard.degraded", decision.degraded)
         span.end()
-

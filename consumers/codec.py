@@ -65,7 +65,9 @@ def decode_value(value: bytes | None, value_format: str, max_text_chars: int) ->
 
     Oversized values are refused from their byte length before any decoding."""
     if value is None:
-        raise InvalidInput("value", "is empty (a tombstone); there is no text to check", reason="missing_text")
+        raise InvalidInput(
+            "value", "is empty (a tombstone); there is no text to check", reason="missing_text"
+        )
     # A UTF-8 character is at most 4 bytes; JSON escapes (\\uXXXX) at most 12 bytes per character.
     byte_limit = max_text_chars * (4 if value_format == "text" else 12) + 65536
     if len(value) > byte_limit:
@@ -86,14 +88,22 @@ def _from_json(decoded: str) -> InputMessage:
         where = f" (line {exc.lineno} column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise InvalidInput("value", f"not valid JSON{where}", reason="not_json") from None
     if not isinstance(data, dict):
-        raise InvalidInput("value", f"must be a JSON object, not {type(data).__name__}", reason="invalid_schema")
+        raise InvalidInput(
+            "value", f"must be a JSON object, not {type(data).__name__}", reason="invalid_schema"
+        )
     unknown = sorted(set(data) - _KNOWN_FIELDS)
     if unknown:
         name = unknown[0] if len(unknown[0]) <= 64 else unknown[0][:64] + "..."
-        raise InvalidInput(name, f"unknown field (schema v{SCHEMA_VERSION} has {sorted(_KNOWN_FIELDS)})", reason="invalid_schema")
+        raise InvalidInput(
+            name,
+            f"unknown field (schema v{SCHEMA_VERSION} has {sorted(_KNOWN_FIELDS)})",
+            reason="invalid_schema",
+        )
     version = data.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise InvalidInput("schema_version", f"{version!r} is not supported (only {SCHEMA_VERSION})", reason="invalid_schema")
+        raise InvalidInput(
+            "schema_version", f"{version!r} is not supported (only {SCHEMA_VERSION})", reason="invalid_schema"
+        )
     if "text" not in data:
         raise InvalidInput("text", "is required", reason="missing_text")
     text = _typed(data, "text", str, None)
@@ -104,18 +114,30 @@ def _from_json(decoded: str) -> InputMessage:
         _encodable(value, name)
     attributes = _typed(data, "attributes", dict, {})
     if attributes:
-        size = len(_encodable(json.dumps(attributes, ensure_ascii=False, separators=(",", ":")), "attributes"))
+        size = len(
+            _encodable(json.dumps(attributes, ensure_ascii=False, separators=(",", ":")), "attributes")
+        )
         if size > MAX_ATTRIBUTES_BYTES:
-            raise InvalidInput("attributes", f"is {size} bytes as JSON; the limit is {MAX_ATTRIBUTES_BYTES}",
-                               reason="field_too_long")
+            raise InvalidInput(
+                "attributes",
+                f"is {size} bytes as JSON; the limit is {MAX_ATTRIBUTES_BYTES}",
+                reason="field_too_long",
+            )
     source_name = _typed(data, "source", str, "user")
     if source_name not in _SOURCES:
-        raise InvalidInput("source", f"{source_name!r} is not one of {sorted(_SOURCES)}", reason="unknown_source")
+        raise InvalidInput(
+            "source", f"{source_name!r} is not one of {sorted(_SOURCES)}", reason="unknown_source"
+        )
     item = CheckItem(
-        text=text, source=_SOURCES[source_name], policy=strings["policy"], tenant=strings["tenant"],
+        text=text,
+        source=_SOURCES[source_name],
+        policy=strings["policy"],
+        tenant=strings["tenant"],
         request_id=strings["id"],
     )
-    return InputMessage(item, id=strings["id"], conversation_id=strings["conversation_id"], attributes=attributes)
+    return InputMessage(
+        item, id=strings["id"], conversation_id=strings["conversation_id"], attributes=attributes
+    )
 
 
 def _encodable(value: str, name: str) -> bytes:
@@ -124,8 +146,9 @@ def _encodable(value: str, name: str) -> bytes:
     try:
         return value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InvalidInput(name, f"contains an unpaired surrogate at character {exc.start}",
-                           reason="unpaired_surrogate") from None
+        raise InvalidInput(
+            name, f"contains an unpaired surrogate at character {exc.start}", reason="unpaired_surrogate"
+        ) from None
 
 
 def _typed(data: dict, name: str, kind: type, default: Any) -> Any:

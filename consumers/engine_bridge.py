@@ -37,7 +37,9 @@ class EngineBridge:
         wait = _RETRY_S[0]
         while True:
             try:
-                return await self.engine.check_many(items, batch_field=None, parents=parents, transport="kafka")
+                return await self.engine.check_many(
+                    items, batch_field=None, parents=parents, transport="kafka"
+                )
             except Overloaded:
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, _RETRY_S[1])

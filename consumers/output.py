@@ -85,7 +85,11 @@ class OutputStage:
                     continue
                 self._handle(batch)
             except BaseException as exc:  # noqa: BLE001 - recorded; the runner stops on it
-                log.error("producing a batch failed; stopping (uncommitted records are read again after a restart): %r", exc)
+                log.error(
+                    "producing a batch failed; stopping (uncommitted records are read again after a "
+                    "restart): %r",
+                    exc,
+                )
                 self.failure = exc
                 finish_spans(batch, None, exc)
             finally:
@@ -119,7 +123,7 @@ class OutputStage:
         except BaseException:
             try:
                 self.producer.abort_transaction()
-            except Exception:  # noqa: BLE001 - the original error is the one to report
+            except Exception:
                 log.exception("aborting the transaction failed")
             raise
 

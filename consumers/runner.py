@@ -47,7 +47,9 @@ _POLL_MS = 50
 
 
 class KafkaRunner:
-    def __init__(self, engine: Engine, tracer: Tracer | None = None, settings: Settings | None = None) -> None:
+    def __init__(
+        self, engine: Engine, tracer: Tracer | None = None, settings: Settings | None = None
+    ) -> None:
         """`settings` defaults to the engine's (several runners may share one engine)."""
         settings = settings or engine.settings
         problems = settings.kafka_problems()
@@ -58,7 +60,9 @@ class KafkaRunner:
         self.tracer = tracer or engine.tracer
         self.exactly_once = settings.kafka_delivery == "exactly_once"
         self.topics = Topics(
-            settings.kafka_decisions_topic, settings.kafka_dead_letter_topic, settings.kafka_blocked_topic,
+            settings.kafka_decisions_topic,
+            settings.kafka_dead_letter_topic,
+            settings.kafka_blocked_topic,
             max_record_bytes=settings.kafka_max_request_size,
         )
         self.assigned = threading.Event()  # set once the group gave this member partitions
@@ -92,8 +96,11 @@ class KafkaRunner:
         self._started = time.monotonic()
         log.info(
             "consuming %s as group %r (%s); decisions -> %s, dead letters -> %s",
-            ",".join(self.settings.kafka_topics), self.settings.kafka_group_id,
-            self.settings.kafka_delivery, self.topics.decisions, self.topics.dead_letter,
+            ",".join(self.settings.kafka_topics),
+            self.settings.kafka_group_id,
+            self.settings.kafka_delivery,
+            self.topics.decisions,
+            self.topics.dead_letter,
         )
         try:
             self._loop(consumer, bridge)
@@ -139,7 +146,10 @@ class KafkaRunner:
     def _submit(self, consumer: KafkaConsumer, bridge: EngineBridge, records: list) -> None:
         if self.first_record_at is None:
             self.first_record_at = time.monotonic()
-            log.info("first records %.2f s after subscribing (group join included)", self.first_record_at - self._started)
+            log.info(
+                "first records %.2f s after subscribing (group join included)",
+                self.first_record_at - self._started,
+            )
         self.records_read += len(records)
         batch = Batch([self._entry(record) for record in records])
         if self.exactly_once:
@@ -154,11 +164,15 @@ class KafkaRunner:
     def _entry(self, record) -> Entry:
         message, error = None, None
         try:
-            message = decode_value(record.value, self.settings.kafka_value_format, self.settings.max_text_chars)
+            message = decode_value(
+                record.value, self.settings.kafka_value_format, self.settings.max_text_chars
+            )
             self.engine.validate(message.item)
         except InvalidInput as exc:
             message, error = None, exc
-        span = start_process_span(self.tracer, record, self.settings.kafka_group_id, message.id if message else "")
+        span = start_process_span(
+            self.tracer, record, self.settings.kafka_group_id, message.id if message else ""
+        )
         return Entry(record, span, message, error)
 
     # --- commits -------------------------------------------------------------------------------
@@ -181,12 +195,18 @@ class KafkaRunner:
         except CommitFailedError:
             # The group moved on (this member was too slow): the partitions' new owner reads these
             # records again — duplicates downstream, never loss.
-            log.warning("offset commit refused after a rebalance; %d partitions will be read again", len(offsets))
+            log.warning(
+                "offset commit refused after a rebalance; %d partitions will be read again", len(offsets)
+            )
 
     def _drain(self, why: str) -> None:
         """Finish every in-flight batch and commit it (at shutdown; consumer thread)."""
         if not self._output.wait_idle(self.settings.grace_period_s):
-            log.warning("%s: in-flight batches did not finish in %.1f s; they will be read again", why, self.settings.grace_period_s)
+            log.warning(
+                "%s: in-flight batches did not finish in %.1f s; they will be read again",
+                why,
+                self.settings.grace_period_s,
+            )
         if self._output.failure is None:
             self._commit_released(self._consumer)
 
@@ -204,7 +224,9 @@ class KafkaRunner:
         try:
             await kafka_compat.commit(consumer, offsets)
         except KafkaError as exc:
-            log.warning("rebalance: committing before the revoke failed (%r); those records will be read again", exc)
+            log.warning(
+                "rebalance: committing before the revoke failed (%r); those records will be read again", exc
+            )
 
     def _close(self, consumer: KafkaConsumer, producer, bridge: EngineBridge) -> None:
         for step, call in (
@@ -220,7 +242,11 @@ class KafkaRunner:
         c = self.counts
         log.info(
             "consumer stopped: %d records read, %d decisions (%d blocked, %d flagged), %d dead letters",
-            self.records_read, c.decisions, c.blocked, c.flagged, c.dead_letters,
+            self.records_read,
+            c.decisions,
+            c.blocked,
+            c.flagged,
+            c.dead_letters,
         )
 
 

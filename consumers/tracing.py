@@ -65,5 +65,8 @@ def start_process_span(tracer: Tracer, record, group_id: str, message_id: str = 
     if message_id:
         attributes["messaging.message.id"] = message_id
     return tracer.start_span(
-        f"process {record.topic}", context=context_from(record.headers), kind=SpanKind.CONSUMER, attributes=attributes
+        f"process {record.topic}",
+        context=context_from(record.headers),
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
     )

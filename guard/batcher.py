@@ -230,7 +230,9 @@ class Batcher:
         if time.monotonic() - pending[0].enqueued >= self.max_wait:
             return False
         windows = sum(len(job.windows) for job in pending)
-        cost = self.classifier.batch_tokens(windows, max(j.longest for j in pending), sum(j.tokens for j in pending))
+        cost = self.classifier.batch_tokens(
+            windows, max(j.longest for j in pending), sum(j.tokens for j in pending)
+        )
         return windows < self.max_batch_size and cost < self.max_batch_tokens
 
     def _select(self, pending: list[_Job]) -> tuple[list[_Job], list[_Job]]:
@@ -239,7 +241,10 @@ class Batcher:
         batch, windows, longest, tokens = [anchor], len(anchor.windows), anchor.longest, anchor.tokens
         for job in sorted(pending[1:], key=lambda j: abs(j.longest - anchor.longest)):
             n, top, total = windows + len(job.windows), max(longest, job.longest), tokens + job.tokens
-            if n <= self.max_batch_size and self.classifier.batch_tokens(n, top, total) <= self.max_batch_tokens:
+            if (
+                n <= self.max_batch_size
+                and self.classifier.batch_tokens(n, top, total) <= self.max_batch_tokens
+            ):
                 batch.append(job)
                 windows, longest, tokens = n, top, total
         chosen = set(map(id, batch))
@@ -310,16 +315,18 @@ class Batcher:
         self.metrics.batch_tokens.observe(padded)
         self.metrics.inference_seconds.observe(inference_ms / 1000.0)
         if span.is_recording():
-            span.set_attributes({
-                "guard.batch.size": len(timings),
-                "guard.batch.windows": len(windows),
-                "guard.batch.tokens": sum(len(w) for w in windows),
-                "guard.batch.padded_tokens": padded,
-                "guard.batch.queue_ms.max": round(max(t.queue_ms for t in timings), 3),
-                "guard.batch.tokenize_ms": round(max(t.tokenize_ms for t in timings), 3),
-                "guard.batch.inference_ms": round(inference_ms, 3),
-                "guard.device": str(self.classifier.placement.device),
-            })
+            span.set_attributes(
+                {
+                    "guard.batch.size": len(timings),
+                    "guard.batch.windows": len(windows),
+                    "guard.batch.tokens": sum(len(w) for w in windows),
+                    "guard.batch.padded_tokens": padded,
+                    "guard.batch.queue_ms.max": round(max(t.queue_ms for t in timings), 3),
+                    "guard.batch.tokenize_ms": round(max(t.tokenize_ms for t in timings), 3),
+                    "guard.batch.inference_ms": round(inference_ms, 3),
+                    "guard.device": str(self.classifier.placement.device),
+                }
+            )
         span.end()
 
     def _forward(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray | None, int]:
@@ -327,7 +334,9 @@ class Batcher:
         pass when the model runs unpadded, else the split that wastes the least compute, each
         padded only to its own longest window); embeddings from the separate `embedder` when the
         model's own pass gives none."""
-        probs, embeddings, computed = self.classifier.infer_in_passes(windows, self.max_batch_size, self.max_batch_tokens)
+        probs, embeddings, computed = self.classifier.infer_in_passes(
+            windows, self.max_batch_size, self.max_batch_tokens
+        )
         if embeddings is None and self.embedder is not None:
             embeddings = self.embedder(windows)
         return probs, embeddings, computed
@@ -335,9 +344,8 @@ class Batcher:
     def _finish(self, jobs: list[_Job], error: Exception) -> None:
         self._release(len(jobs))
         for job in jobs:
-            if not job.future.done():
-                if job.future.running() or job.future.set_running_or_notify_cancel():
-                    job.future.set_exception(error)
+            if not job.future.done() and (job.future.running() or job.future.set_running_or_notify_cancel()):
+                job.future.set_exception(error)
 
     def _release(self, n: int) -> None:
         with self._cond:

@@ -26,7 +26,9 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
 
 def _metrics_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--metrics-port", type=int, metavar="P",
+        "--metrics-port",
+        type=int,
+        metavar="P",
         help="serve Prometheus /metrics on this port (GUARD_METRICS_PORT; bind address GUARD_METRICS_HOST, "
         "default 127.0.0.1; default: no endpoint)",
     )
@@ -34,7 +36,8 @@ def _metrics_arg(parser: argparse.ArgumentParser) -> None:
 
 def _target_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--target", metavar="HOST:PORT",
+        "--target",
+        metavar="HOST:PORT",
         help="ask a running guard server (plaintext) instead of loading the model here; sends the configured "
         "bearer token (GUARD_AUTH_TOKEN or GUARD_AUTH_TOKEN_FILE) when there is one",
     )
@@ -53,45 +56,72 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(serve)
     serve.add_argument("--host", help="bind address (GUARD_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="gRPC port (GUARD_PORT, default 50051; 0 = any free port)")
-    serve.add_argument("--http-port", type=int, metavar="P",
-                       help="also serve the HTTP API on this port (/v1/moderations; the OpenAI proxy with --upstream): "
-                       "GUARD_SERVE_HTTP=true and GUARD_PROXY_PORT")
-    serve.add_argument("--upstream", metavar="BASE_URL", help="with --http-port: proxy this OpenAI-compatible LLM "
-                       "server, as `guard proxy` does (GUARD_PROXY_UPSTREAM)")
+    serve.add_argument(
+        "--http-port",
+        type=int,
+        metavar="P",
+        help="also serve the HTTP API on this port (/v1/moderations; the OpenAI proxy with --upstream): "
+        "GUARD_SERVE_HTTP=true and GUARD_PROXY_PORT",
+    )
+    serve.add_argument(
+        "--upstream",
+        metavar="BASE_URL",
+        help="with --http-port: proxy this OpenAI-compatible LLM "
+        "server, as `guard proxy` does (GUARD_PROXY_UPSTREAM)",
+    )
     _metrics_arg(serve)
 
     proxy = sub.add_parser(
-        "proxy", help="run the OpenAI-compatible guarding proxy in front of an LLM server (and /v1/moderations)",
-        description="Serve OpenAI's HTTP API: chat and completion requests are checked (source user), sent to "
+        "proxy",
+        help="run the OpenAI-compatible guarding proxy in front of an LLM server (and /v1/moderations)",
+        description="Serve OpenAI's HTTP API: chat and completion requests are checked (source user), "
+        "sent to "
         "the upstream LLM server, and their answers supervised (source llm; streams cut at a BLOCK with "
         "finish_reason content_filter); /v1/moderations is answered by guard; other paths pass through.",
     )
     _config_args(proxy)
-    proxy.add_argument("--upstream", metavar="BASE_URL",
-                       help="the LLM server's OpenAI base URL, e.g. http://127.0.0.1:8000/v1 (GUARD_PROXY_UPSTREAM; "
-                       "unset: only /v1/moderations)")
+    proxy.add_argument(
+        "--upstream",
+        metavar="BASE_URL",
+        help="the LLM server's OpenAI base URL, e.g. http://127.0.0.1:8000/v1 (GUARD_PROXY_UPSTREAM; "
+        "unset: only /v1/moderations)",
+    )
     proxy.add_argument("--host", help="bind address (GUARD_PROXY_HOST, default 127.0.0.1)")
-    proxy.add_argument("--port", type=int, help="HTTP port (GUARD_PROXY_PORT, default 8080; 0 = any free port)")
+    proxy.add_argument(
+        "--port", type=int, help="HTTP port (GUARD_PROXY_PORT, default 8080; 0 = any free port)"
+    )
     _metrics_arg(proxy)
 
     consume = sub.add_parser(
         "consume", help="run a Kafka consumer-group member: read message topics, write decision topics"
     )
     _config_args(consume)
-    consume.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="brokers (GUARD_KAFKA_BOOTSTRAP_SERVERS)")
-    consume.add_argument("--topics", metavar="T1[,T2]", help="topics to read (GUARD_KAFKA_TOPICS)")
-    consume.add_argument("--decisions-topic", metavar="D", help="decision records (GUARD_KAFKA_DECISIONS_TOPIC)")
-    consume.add_argument("--dead-letter-topic", metavar="X", help="refused records (GUARD_KAFKA_DEAD_LETTER_TOPIC)")
-    consume.add_argument("--group-id", metavar="G", help="consumer group (GUARD_KAFKA_GROUP_ID)")
-    consume.add_argument("--blocked-topic", metavar="B", help="BLOCK/FLAG decisions too (GUARD_KAFKA_BLOCKED_TOPIC)")
     consume.add_argument(
-        "--delivery", choices=["at_least_once", "exactly_once"], help="GUARD_KAFKA_DELIVERY (default at_least_once)"
+        "--bootstrap-servers", metavar="HOST:PORT", help="brokers (GUARD_KAFKA_BOOTSTRAP_SERVERS)"
+    )
+    consume.add_argument("--topics", metavar="T1[,T2]", help="topics to read (GUARD_KAFKA_TOPICS)")
+    consume.add_argument(
+        "--decisions-topic", metavar="D", help="decision records (GUARD_KAFKA_DECISIONS_TOPIC)"
+    )
+    consume.add_argument(
+        "--dead-letter-topic", metavar="X", help="refused records (GUARD_KAFKA_DEAD_LETTER_TOPIC)"
+    )
+    consume.add_argument("--group-id", metavar="G", help="consumer group (GUARD_KAFKA_GROUP_ID)")
+    consume.add_argument(
+        "--blocked-topic", metavar="B", help="BLOCK/FLAG decisions too (GUARD_KAFKA_BLOCKED_TOPIC)"
+    )
+    consume.add_argument(
+        "--delivery",
+        choices=["at_least_once", "exactly_once"],
+        help="GUARD_KAFKA_DELIVERY (default at_least_once)",
     )
     _metrics_arg(consume)
 
     check = sub.add_parser("check", help="decide on one text and print the decision as JSON")
     check.add_argument("text", help="the text to check")
-    check.add_argument("--source", choices=["user", "llm"], default="user", help="who wrote it (default user)")
+    check.add_argument(
+        "--source", choices=["user", "llm"], default="user", help="who wrote it (default user)"
+    )
     check.add_argument("--policy", default="", help="policy name (default: the configured default)")
     check.add_argument("--tenant", default="", help="tenant, selects the tenant's policy when configured")
     _config_args(check)
@@ -101,22 +131,33 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(info)
     _target_arg(info)
 
-    train = sub.add_parser("train", help="train the safety classifier (packaged MiniLM + the data under data/ "
-                           "and the packaged corpora)")
+    train = sub.add_parser(
+        "train",
+        help="train the safety classifier (packaged MiniLM + the data under data/ and the packaged corpora)",
+    )
     train.add_argument("--output", required=True, metavar="DIR", help="model folder to write")
     # defaults: guard.training.train.TrainConfig (not imported here: it needs torch)
     train.add_argument("--epochs", type=int, help="passes over the drawn data (default 5)")
-    train.add_argument("--trainable-layers", type=int,
-                       help="top encoder layers to fine-tune; the rest stay shared with routing (default 4)")
-    train.add_argument("--mine-after", type=int, help="epochs before the hard-example round; 0: none (default 3)")
+    train.add_argument(
+        "--trainable-layers",
+        type=int,
+        help="top encoder layers to fine-tune; the rest stay shared with routing (default 4)",
+    )
+    train.add_argument(
+        "--mine-after", type=int, help="epochs before the hard-example round; 0: none (default 3)"
+    )
     train.add_argument("--seed", type=int, help="random seed (default 13)")
     train.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     train.add_argument("--limit", type=int, help="examples per corpus (a quick smoke run)")
 
     evaluate = sub.add_parser("eval", help="evaluate a model (metrics, thresholds, PR curves) or the routes")
     evaluate.add_argument("model", nargs="?", help="model folder, or 'default' for the embedded model")
-    evaluate.add_argument("--routes", action="store_true", help="route accuracy of the default routes on held-out utterances")
-    evaluate.add_argument("--output", default="eval-report", metavar="DIR", help="report folder (default eval-report)")
+    evaluate.add_argument(
+        "--routes", action="store_true", help="route accuracy of the default routes on held-out utterances"
+    )
+    evaluate.add_argument(
+        "--output", default="eval-report", metavar="DIR", help="report folder (default eval-report)"
+    )
     evaluate.add_argument("--limit", type=int, help="examples per corpus and split (a quick smoke run)")
     return parser
 
@@ -130,7 +171,9 @@ def _reloader(args: argparse.Namespace, engine, **extra):
     from guard.reload import ConfigReloader, ConfigSource
 
     source = ConfigSource.of(args.config, model=args.model, device=args.device, **extra)
-    return None if source is None else ConfigReloader(engine, source, engine.settings.config_reload_interval_s)
+    return (
+        None if source is None else ConfigReloader(engine, source, engine.settings.config_reload_interval_s)
+    )
 
 
 def _print_message(message) -> None:
@@ -143,8 +186,13 @@ def _serve(args: argparse.Namespace) -> int:
     from guard.tracing import configure_tracing
 
     http = {"serve_http": True, "proxy_port": args.http_port} if args.http_port is not None else {}
-    flags = {"host": args.host, "port": args.port, "metrics_port": args.metrics_port, "proxy_upstream": args.upstream,
-             **http}
+    flags = {
+        "host": args.host,
+        "port": args.port,
+        "metrics_port": args.metrics_port,
+        "proxy_upstream": args.upstream,
+        **http,
+    }
     settings = _settings(args, **flags)
     logging.getLogger().setLevel(settings.log_level)
     provider = configure_tracing(settings)
@@ -161,8 +209,12 @@ def _proxy(args: argparse.Namespace) -> int:
     from guard.proxy.server import run_proxy
     from guard.tracing import configure_tracing
 
-    flags = {"proxy_upstream": args.upstream, "proxy_host": args.host, "proxy_port": args.port,
-             "metrics_port": args.metrics_port}
+    flags = {
+        "proxy_upstream": args.upstream,
+        "proxy_host": args.host,
+        "proxy_port": args.port,
+        "metrics_port": args.metrics_port,
+    }
     settings = _settings(args, **flags)
     logging.getLogger().setLevel(settings.log_level)
     provider = configure_tracing(settings)
@@ -197,7 +249,9 @@ def _consume(args: argparse.Namespace) -> int:
     engine = Engine(settings)
     runner = KafkaRunner(engine)  # checks the Kafka settings before the model loads
     try:
-        asyncio.run(Service(settings, engine, [KafkaTransport(runner)], _reloader(args, engine, **flags)).run())
+        asyncio.run(
+            Service(settings, engine, [KafkaTransport(runner)], _reloader(args, engine, **flags)).run()
+        )
     finally:
         provider.shutdown()
     return 0
@@ -256,8 +310,13 @@ def _train(args: argparse.Namespace) -> int:
     from guard.training.train import TrainConfig, train
 
     given = {k: getattr(args, k) for k in ("epochs", "trainable_layers", "mine_after", "seed", "limit")}
-    out = train(TrainConfig(output=Path(args.output), bf16=not args.no_bf16,
-                            **{k: v for k, v in given.items() if v is not None}))
+    out = train(
+        TrainConfig(
+            output=Path(args.output),
+            bf16=not args.no_bf16,
+            **{k: v for k, v in given.items() if v is not None},
+        )
+    )
     print(f"model written to {out}; evaluate it with: guard eval {out}")
     return 0
 
@@ -292,7 +351,15 @@ def _remote(args: argparse.Namespace):
     return guard_pb2_grpc.GuardServiceStub(grpc.insecure_channel(args.target)), metadata
 
 
-COMMANDS = {"serve": _serve, "proxy": _proxy, "consume": _consume, "check": _check, "info": _info, "train": _train, "eval": _eval}
+COMMANDS = {
+    "serve": _serve,
+    "proxy": _proxy,
+    "consume": _consume,
+    "check": _check,
+    "info": _info,
+    "train": _train,
+    "eval": _eval,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

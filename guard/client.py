@@ -54,8 +54,11 @@ def supervise(
     lock = threading.Lock()
 
     def requests():
-        yield pb.StreamRequest(open=pb.StreamOpen(
-            source=source, policy=policy, tenant=tenant, request_id=request_id, prompt=prompt))
+        yield pb.StreamRequest(
+            open=pb.StreamOpen(
+                source=source, policy=policy, tenant=tenant, request_id=request_id, prompt=prompt
+            )
+        )
         for chunk in chunks:
             if chunk:
                 with lock:

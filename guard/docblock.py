@@ -13,12 +13,12 @@ def _markers(name: str) -> tuple[str, str]:
 
 def read_block(text: str, name: str) -> str:
     begin, end = _markers(name)
-    return text[text.index(begin) + len(begin):text.index(end)].strip()
+    return text[text.index(begin) + len(begin) : text.index(end)].strip()
 
 
 def replace_block(text: str, name: str, body: str) -> str:
     begin, end = _markers(name)
-    return f"{text[:text.index(begin) + len(begin)]}\n{body.strip()}\n{text[text.index(end):]}"
+    return f"{text[: text.index(begin) + len(begin)]}\n{body.strip()}\n{text[text.index(end) :]}"
 
 
 def write_block(path: Path, name: str, body: str) -> None:

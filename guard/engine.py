@@ -56,7 +56,9 @@ def load_classifier(settings: Settings) -> Classifier:
         from guard.defaults.model import load_default_classifier
 
         routing = settings.routing and bool(settings.routes)
-        return load_default_classifier(device=settings.device, dtype=settings.dtype, routing=routing, **window)
+        return load_default_classifier(
+            device=settings.device, dtype=settings.dtype, routing=routing, **window
+        )
     return Classifier.from_path(settings.model, device=settings.device, dtype=settings.dtype, **window)
 
 
@@ -82,7 +84,9 @@ class Engine:
         self.settings = settings
         self.classifier = classifier
         # what a config reload may change, swapped as one: a request reads it once (`live`)
-        self.live = LiveConfig(PolicySet(settings.policies, settings.default_policy, settings.tenant_policies), None)
+        self.live = LiveConfig(
+            PolicySet(settings.policies, settings.default_policy, settings.tenant_policies), None
+        )
         self.batcher: Batcher | None = None
         self.tracer = tracer or trace.get_tracer(TRACER_NAME, __version__)
         self.content_chars = settings.trace_content_max_chars if settings.trace_content else None
@@ -138,14 +142,18 @@ class Engine:
         from guard.routing import Router
 
         if self.classifier.gives_embeddings:
-            self.live = LiveConfig(self.policies, Router(self.settings.routes, self.classifier.embed_texts,
-                                                         self.settings.route_threshold))
+            self.live = LiveConfig(
+                self.policies,
+                Router(self.settings.routes, self.classifier.embed_texts, self.settings.route_threshold),
+            )
             return None
         from guard.embedding import SentenceEncoder
 
         encoder = SentenceEncoder()
-        self.live = LiveConfig(self.policies, Router(self.settings.routes, encoder.embed,
-                                                     threshold=self.settings.route_threshold))
+        self.live = LiveConfig(
+            self.policies,
+            Router(self.settings.routes, encoder.embed, threshold=self.settings.route_threshold),
+        )
         decode = self.classifier.tokenizer.batch_decode
         return lambda windows: encoder.embed(decode(windows, skip_special_tokens=True))
 
@@ -201,7 +209,9 @@ class Engine:
             raise InvalidInput(prefix + "source", f"unknown source {item.source!r}", reason="unknown_source")
         for name in ("request_id", "tenant", "policy"):
             if len(getattr(item, name)) > MAX_ID_CHARS:
-                raise InvalidInput(prefix + name, f"longer than {MAX_ID_CHARS} characters", reason="field_too_long")
+                raise InvalidInput(
+                    prefix + name, f"longer than {MAX_ID_CHARS} characters", reason="field_too_long"
+                )
         try:
             return (policies or self.policies).select(item.policy, item.tenant)
         except InvalidInput as exc:
@@ -238,8 +248,9 @@ class Engine:
         contexts = parents if parents is not None else [None] * len(items)
         spans = [self.tracer.start_span(GUARDRAIL_SPAN, context=parent) for parent in contexts]
         try:
-            decisions = await self._decide(items, policies, self._deadlines(policies, deadline, arrived), spans,
-                                           live.router)
+            decisions = await self._decide(
+                items, policies, self._deadlines(policies, deadline, arrived), spans, live.router
+            )
         except BaseException as exc:
             self._count_rejected(exc, len(items))
             for span in spans:
@@ -276,7 +287,11 @@ class Engine:
         return out
 
     async def _decide(
-        self, items: Sequence[CheckItem], policies: list[Policy], deadlines: list[float | None], spans: list,
+        self,
+        items: Sequence[CheckItem],
+        policies: list[Policy],
+        deadlines: list[float | None],
+        spans: list,
         router,
     ) -> list[Decision]:
         decisions: list[Decision | None] = []
@@ -287,7 +302,9 @@ class Engine:
             if match:
                 decisions.append(policy.decide_by_list(match))
             elif deadlines[i] is not None and deadlines[i] <= now:  # no time left: never queued
-                decisions.append(self._decision_from(item, policy, DeadlineExceeded("no time left to score"), router))
+                decisions.append(
+                    self._decision_from(item, policy, DeadlineExceeded("no time left to score"), router)
+                )
             else:
                 decisions.append(None)
                 to_score.append(i)
@@ -302,7 +319,9 @@ class Engine:
                 decisions[i] = self._decision_from(items[i], policies[i], result, router)
         return decisions  # type: ignore[return-value]
 
-    def _decision_from(self, item: CheckItem, policy: Policy, result: Scored | BaseException, router) -> Decision:
+    def _decision_from(
+        self, item: CheckItem, policy: Policy, result: Scored | BaseException, router
+    ) -> Decision:
         if isinstance(result, ModelFailure):
             decision = policy.fallback(item.source, "the model failed")
         elif isinstance(result, DeadlineExceeded):
@@ -315,7 +334,6 @@ class Engine:
                 decision = dataclasses.replace(decision, intent=router.route(result.embedding))
         return dataclasses.replace(decision, model=self.classifier.model_id)
 
-
     # --- streams -------------------------------------------------------------------------------
     def open_stream(self, item: CheckItem, prompt: str = "", prefix: str = "open."):
         """A `StreamSession` for one supervised stream (its text arrives later as deltas)."""
@@ -324,7 +342,11 @@ class Engine:
         self._require_ready()
         policy = self.validate_fields(item, prefix)
         if len(prompt) > self.settings.max_text_chars:
-            raise InvalidInput(prefix + "prompt", f"is {len(prompt)} characters; the limit is {self.settings.max_text_chars}", reason="text_too_long")
+            raise InvalidInput(
+                prefix + "prompt",
+                f"is {len(prompt)} characters; the limit is {self.settings.max_text_chars}",
+                reason="text_too_long",
+            )
         check_text_chars(prompt, prefix + "prompt")
         if self.streams >= self.settings.max_streams:
             self.metrics.rejected.labels(Overloaded.kind).inc()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -155,7 +156,7 @@ class Classifier:
         self.overhead_tokens = 32.0  # fixed cost of a forward pass in tokens; measured by warm_up()
 
     @classmethod
-    def from_path(cls, path: str | Path, device: str = "auto", dtype: str = "auto", **kwargs) -> "Classifier":
+    def from_path(cls, path: str | Path, device: str = "auto", dtype: str = "auto", **kwargs) -> Classifier:
         folder = Path(path)
         if not (folder / "config.json").is_file():
             raise ConfigError(f"model: {str(folder)!r} is not a Hugging Face model folder (no config.json)")
@@ -171,7 +172,9 @@ class Classifier:
         folded = [fold(t) for t in texts]
         ids = self.tokenizer(folded, add_special_tokens=False, return_attention_mask=False)["input_ids"]
         prefix, suffix = self._prefix, self._suffix
-        return [[prefix + w + suffix for w in split_windows(t, self._content_tokens, self._overlap)] for t in ids]
+        return [
+            [prefix + w + suffix for w in split_windows(t, self._content_tokens, self._overlap)] for t in ids
+        ]
 
     def tokenize_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         """Token ids (no special tokens) and each token's (start, end) character offsets in `text`
@@ -179,7 +182,9 @@ class Classifier:
         if not getattr(self.tokenizer, "is_fast", False):
             raise ConfigError("model: stream supervision needs a fast (Rust) tokenizer with offset mapping")
         folded, origin = fold_with_origin(text)
-        out = self.tokenizer(folded, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False)
+        out = self.tokenizer(
+            folded, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False
+        )
         return out["input_ids"], [origin_span(tuple(o), origin, len(text)) for o in out["offset_mapping"]]
 
     def wrap(self, ids: list[int]) -> list[int]:
@@ -235,7 +240,7 @@ class Classifier:
         encoded = self.encode(texts)
         _, embeddings = self.infer([w for windows in encoded for w in windows])
         bounds = np.cumsum([0] + [len(windows) for windows in encoded])
-        return np.stack([pool_windows(embeddings[a:b]) for a, b in zip(bounds, bounds[1:])])
+        return np.stack([pool_windows(embeddings[a:b]) for a, b in itertools.pairwise(bounds)])
 
     def _inputs(self, windows: list[list[int]]) -> dict[str, torch.Tensor]:
         inputs = pad_windows(windows, self._pad_id, self._uses_token_types)
@@ -274,7 +279,9 @@ class Classifier:
                 emb_out[rows] = embedded
         return probs_out, emb_out, computed
 
-    def score_matrix(self, texts: list[str], max_batch_tokens: int = 4096, max_batch_size: int = 64) -> np.ndarray:
+    def score_matrix(
+        self, texts: list[str], max_batch_tokens: int = 4096, max_batch_size: int = 64
+    ) -> np.ndarray:
         """Probabilities (texts x labels), max over each text's windows, computed in length-sorted
         passes under the given limits (evaluation, benchmarks; the service uses the batcher)."""
         if not texts:
@@ -284,7 +291,7 @@ class Classifier:
             [w for windows in encoded for w in windows], max_batch_size, max_batch_tokens, embeddings=False
         )
         bounds = np.cumsum([0] + [len(windows) for windows in encoded])
-        return np.stack([probs[a:b].max(axis=0) for a, b in zip(bounds, bounds[1:])]).astype(np.float32)
+        return np.stack([probs[a:b].max(axis=0) for a, b in itertools.pairwise(bounds)]).astype(np.float32)
 
     def score(self, texts: list[str], **limits) -> list[dict[str, float]]:
         """Scores by label for each text (see `score_matrix`)."""
@@ -298,7 +305,9 @@ class Classifier:
         self.overhead_tokens = self.measure_overhead_tokens()
 
     def _dummy_window(self, n: int) -> list[int]:
-        return self._prefix + [self._pad_id] * max(1, n - len(self._prefix) - len(self._suffix)) + self._suffix
+        return (
+            self._prefix + [self._pad_id] * max(1, n - len(self._prefix) - len(self._suffix)) + self._suffix
+        )
 
     def measure_overhead_tokens(self, repeats: int = 3) -> float:
         """Fit forward time = a + b * padded_tokens from a tiny and a large batch; return a / b."""

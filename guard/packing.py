@@ -41,7 +41,9 @@ def plan_micro_batches(
     return runs[::-1]
 
 
-def plan_unpadded_runs(sorted_lengths: Sequence[int], max_rows: int, max_tokens: int) -> list[tuple[int, int]]:
+def plan_unpadded_runs(
+    sorted_lengths: Sequence[int], max_rows: int, max_tokens: int
+) -> list[tuple[int, int]]:
     """Contiguous [start, end) runs covering `sorted_lengths`, as few as possible, each with at
     most `max_rows` rows and at most `max_tokens` real tokens (a single row always fits)."""
     runs: list[tuple[int, int]] = []

@@ -77,19 +77,29 @@ class ConfigReloader:
     async def _reload(self, why: str) -> str:
         loop = asyncio.get_running_loop()
         try:
-            new = await loop.run_in_executor(None, lambda: load_settings(self.source.path, **self.source.overrides))
-            restart = [name for name in Settings.model_fields
-                       if name not in LIVE_FIELDS and getattr(new, name) != getattr(self.engine.settings, name)]
+            new = await loop.run_in_executor(
+                None, lambda: load_settings(self.source.path, **self.source.overrides)
+            )
+            restart = [
+                name
+                for name in Settings.model_fields
+                if name not in LIVE_FIELDS and getattr(new, name) != getattr(self.engine.settings, name)
+            ]
             changed = [name for name in LIVE_FIELDS if getattr(new, name) != getattr(self.running, name)]
             if changed:
                 await loop.run_in_executor(None, self._apply, new, changed)
         except ConfigError as exc:
-            log.error("config reload (%s) refused, the last good configuration keeps serving: %s", why, exc.message)
+            log.error(
+                "config reload (%s) refused, the last good configuration keeps serving: %s", why, exc.message
+            )
             return "rejected"
         self.engine.metrics.config_restart_required.set(1 if restart else 0)
         if restart:
-            log.warning("config reload (%s): %s changed; these settings apply only after a restart",
-                        why, ", ".join(restart))
+            log.warning(
+                "config reload (%s): %s changed; these settings apply only after a restart",
+                why,
+                ", ".join(restart),
+            )
         if not changed:
             return "unchanged"
         self.running = self.running.model_copy(update={name: getattr(new, name) for name in LIVE_FIELDS})

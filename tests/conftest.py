@@ -29,7 +29,9 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_single_label_dir(tmp_path_factory):
     """Single-label (softmax) 2-layer BERT with labels safe / unsafe."""
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny-single"), labels=("safe", "unsafe"), multi_label=False)
+    return build_tiny_bert(
+        tmp_path_factory.mktemp("tiny-single"), labels=("safe", "unsafe"), multi_label=False
+    )
 
 
 @pytest.fixture(scope="session")

@@ -31,19 +31,26 @@ def base_dir():
 
 def build_default_model() -> tuple[BertForSequenceClassification, object, dict]:
     if not built():
-        raise ConfigError(f"model: the default model is missing from this install ({WEIGHTS}); pass --model DIR")
+        raise ConfigError(
+            f"model: the default model is missing from this install ({WEIGHTS}); pass --model DIR"
+        )
     info = manifest()
     base = base_dir()
     base_hash = file_sha256(base / "model.safetensors")
     if base_hash != info["base_sha256"]:
         raise ConfigError(
             f"model: the installed {BASE_PACKAGE} weights (sha256 {base_hash[:12]}) differ from the ones the "
-            f"default model was trained on ({info['base_sha256'][:12]}); reinstall {BASE_PACKAGE}=={info['base_version']}"
+            f"default model was trained on ({info['base_sha256'][:12]}); reinstall "
+            f"{BASE_PACKAGE}=={info['base_version']}"
         )
     labels = info["labels"]
     config = AutoConfig.from_pretrained(
-        base, local_files_only=True, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)}, problem_type="multi_label_classification",
+        base,
+        local_files_only=True,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        problem_type="multi_label_classification",
     )
     quiet_loading()
     verbosity = hf_logging.get_verbosity()
@@ -55,7 +62,9 @@ def build_default_model() -> tuple[BertForSequenceClassification, object, dict]:
     trained = {name: tensor.to(torch.float32) for name, tensor in load_file(WEIGHTS).items()}
     missing = set(trained) - set(model.state_dict())
     if missing:
-        raise ConfigError(f"model: {WEIGHTS.name} holds parameters the base model lacks: {sorted(missing)[:3]}")
+        raise ConfigError(
+            f"model: {WEIGHTS.name} holds parameters the base model lacks: {sorted(missing)[:3]}"
+        )
     model.load_state_dict(trained, strict=False)
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
     return model, tokenizer, info
@@ -84,7 +93,9 @@ class SharedTrunkClassifier(Classifier):
         bert = self.model.bert
         inputs = self._inputs(windows)
         with torch.inference_mode():
-            hidden = bert.embeddings(input_ids=inputs["input_ids"], token_type_ids=inputs.get("token_type_ids"))
+            hidden = bert.embeddings(
+                input_ids=inputs["input_ids"], token_type_ids=inputs.get("token_type_ids")
+            )
             mask = create_bidirectional_mask(
                 config=bert.config, inputs_embeds=hidden, attention_mask=inputs["attention_mask"]
             )
@@ -126,5 +137,5 @@ def load_default_classifier(
     if not routing:
         return Classifier(model, tokenizer, default_model_id(), placement, **common)
     base = AutoModel.from_pretrained(base_dir(), local_files_only=True)
-    top = torch.nn.ModuleList(base.encoder.layer[-info["training"]["trainable_layers"]:])
+    top = torch.nn.ModuleList(base.encoder.layer[-info["training"]["trainable_layers"] :])
     return SharedTrunkClassifier(model, tokenizer, default_model_id(), placement, route_layers=top, **common)

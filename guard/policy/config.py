@@ -21,12 +21,12 @@ class Thresholds(BaseModel):
     block: Score | None = None
 
     @model_validator(mode="after")
-    def _flag_not_above_block(self) -> "Thresholds":
+    def _flag_not_above_block(self) -> Thresholds:
         if self.flag is not None and self.block is not None and self.flag > self.block:
             raise ValueError(f"flag threshold {self.flag} is above block threshold {self.block}")
         return self
 
-    def overlay(self, other: "Thresholds") -> "Thresholds":
+    def overlay(self, other: Thresholds) -> Thresholds:
         """`other`'s explicitly set fields win over ours."""
         return self.model_copy(update={k: getattr(other, k) for k in other.model_fields_set})
 
@@ -53,14 +53,16 @@ class StreamConfig(BaseModel):
     window_tokens: int = Field(64, ge=8, le=8192, description="W: most tokens in one stream window.")
     stride_tokens: int = Field(32, ge=1, description="K: new tokens that trigger a window.")
     overlap_tokens: int = Field(16, ge=0, description="O: tokens repeated from the previous window.")
-    sentence_min_tokens: int = Field(16, ge=1, description="At a sentence end, score once this many new tokens wait.")
+    sentence_min_tokens: int = Field(
+        16, ge=1, description="At a sentence end, score once this many new tokens wait."
+    )
     release: dict[str, ReleaseMode] = Field(
         default_factory=lambda: {"user": ReleaseMode.HOLD, "llm": ReleaseMode.HOLD},
         description="Release mode per source.",
     )
 
     @model_validator(mode="after")
-    def _fits(self) -> "StreamConfig":
+    def _fits(self) -> StreamConfig:
         if self.stride_tokens + self.overlap_tokens > self.window_tokens:
             raise ValueError("stride_tokens + overlap_tokens must not exceed window_tokens")
         if set(self.release) - {"user", "llm"}:
@@ -93,18 +95,22 @@ class PolicyConfig(BaseModel):
     )
     allowlist: list[str] = Field(default_factory=list, description="Regexes that ALLOW a text outright.")
     blocklist: list[str] = Field(default_factory=list, description="Regexes that BLOCK a text outright.")
-    stream: StreamConfig = Field(default_factory=StreamConfig, description="How CheckStream scores and releases text.")
+    stream: StreamConfig = Field(
+        default_factory=StreamConfig, description="How CheckStream scores and releases text."
+    )
     fail_mode: dict[str, FailMode] = Field(
         default_factory=lambda: {"user": FailMode.CLOSED, "llm": FailMode.CLOSED},
         description="What to decide when the model fails or a deadline passes before scoring, per source.",
     )
     block_message: str = Field(
-        "", max_length=2000,
+        "",
+        max_length=2000,
         description="What `guard proxy` returns instead of a non-streamed LLM answer that was BLOCKed "
         "(finish_reason content_filter); empty = no content.",
     )
     timeout_ms: float | None = Field(
-        None, gt=0,
+        None,
+        gt=0,
         description="Decide by fail_mode (degraded) when a text is not scored this long after it arrived; "
         "null = wait up to the caller's deadline.",
     )

@@ -36,7 +36,9 @@ class Policy:
         self.version = config.version
         self._allow = [re.compile(p, re.IGNORECASE) for p in config.allowlist]
         self._block = [re.compile(p, re.IGNORECASE) for p in config.blocklist]
-        self._thresholds: dict[tuple[str, str], tuple[float, float]] = {}  # (category, source) -> (flag, block)
+        self._thresholds: dict[
+            tuple[str, str], tuple[float, float]
+        ] = {}  # (category, source) -> (flag, block)
 
     def categories_for(self, labels: Sequence[str]) -> list[str]:
         """The categories this policy reports for a model with these labels, in label order."""
@@ -81,7 +83,9 @@ class Policy:
             return self._decision(Action.ALLOW, tuple(results), (), "default:allow")
         top = results[0]
         reasons = tuple(_reason(r) for r in results if r.action is not Action.ALLOW)
-        return self._decision(top.action, tuple(results), reasons, f"category:{top.category}:{top.action.value}")
+        return self._decision(
+            top.action, tuple(results), reasons, f"category:{top.category}:{top.action.value}"
+        )
 
     def fallback(self, source: Source, cause: str) -> Decision:
         """The degraded decision used when the model could not score the text."""
@@ -89,8 +93,13 @@ class Policy:
         action = Action.BLOCK if mode is FailMode.CLOSED else Action.ALLOW
         reason = f"{cause}; fail-{mode.value} policy for {source.value} input"
         return Decision(
-            action=action, categories=(), reasons=(reason,), policy=self.name,
-            policy_version=self.version, rule=f"fail_{mode.value}", degraded=True,
+            action=action,
+            categories=(),
+            reasons=(reason,),
+            policy=self.name,
+            policy_version=self.version,
+            rule=f"fail_{mode.value}",
+            degraded=True,
         )
 
     def _score_category(self, category: str, score: float, source: Source) -> CategoryScore:
@@ -98,8 +107,12 @@ class Policy:
         action = Action.BLOCK if score >= block else Action.FLAG if score >= flag else Action.ALLOW
         lowest = min(flag, block)
         return CategoryScore(
-            category=category, score=float(score), threshold=lowest, triggered=score >= lowest,
-            action=action, block_threshold=block,
+            category=category,
+            score=float(score),
+            threshold=lowest,
+            triggered=score >= lowest,
+            action=action,
+            block_threshold=block,
         )
 
     def flag_block(self, category: str, source: str) -> tuple[float, float]:
@@ -107,13 +120,20 @@ class Policy:
         key = (category, source)
         if key not in self._thresholds:
             t: Thresholds = self.config.thresholds_for(category, source)
-            self._thresholds[key] = (NEVER if t.flag is None else t.flag, NEVER if t.block is None else t.block)
+            self._thresholds[key] = (
+                NEVER if t.flag is None else t.flag,
+                NEVER if t.block is None else t.block,
+            )
         return self._thresholds[key]
 
     def _decision(self, action: Action, categories, reasons, rule: str) -> Decision:
         return Decision(
-            action=action, categories=categories, reasons=reasons, policy=self.name,
-            policy_version=self.version, rule=rule,
+            action=action,
+            categories=categories,
+            reasons=reasons,
+            policy=self.name,
+            policy_version=self.version,
+            rule=rule,
         )
 
 

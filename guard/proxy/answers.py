@@ -51,8 +51,12 @@ class AnswerKind:
 
     def text_choice(self, index: int, text: str, finish_reason: str | None = None) -> dict:
         if self.chat:
-            return {"index": index, "delta": {"content": text} if text else {}, "logprobs": None,
-                    "finish_reason": finish_reason}
+            return {
+                "index": index,
+                "delta": {"content": text} if text else {},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
         return {"index": index, "text": text, "logprobs": None, "finish_reason": finish_reason}
 
     def other_delta(self, choice: dict) -> dict | None:
@@ -133,7 +137,9 @@ class StreamRail:
                 continue
             other = self.kind.other_delta(choice)
             if other is not None:
-                out.append(self._chunk({"index": index, "delta": other, "logprobs": None, "finish_reason": None}))
+                out.append(
+                    self._chunk({"index": index, "delta": other, "logprobs": None, "finish_reason": None})
+                )
             text = self.kind.streamed_text(choice)
             if text:
                 out += self._apply(index, state, await state.session.feed(text))
@@ -165,7 +171,9 @@ class StreamRail:
         decision = self.output_decision()
         return decision is not None and decision.action is Action.BLOCK
 
-    def _apply(self, index: int, state: _Choice, updates: list[StreamUpdate], finish_reason: str = "stop") -> list[dict]:
+    def _apply(
+        self, index: int, state: _Choice, updates: list[StreamUpdate], finish_reason: str = "stop"
+    ) -> list[dict]:
         out = []
         for update in updates:
             text = state.session.tokens.text[state.sent : update.released_until]
@@ -175,7 +183,11 @@ class StreamRail:
             if update.final:
                 state.done = True
                 decision = update.decision
-                reason = CONTENT_FILTER if decision is not None and decision.action is Action.BLOCK else finish_reason
+                reason = (
+                    CONTENT_FILTER
+                    if decision is not None and decision.action is Action.BLOCK
+                    else finish_reason
+                )
                 final = self._chunk(self.kind.text_choice(index, "", reason))
                 final["guard"] = guard_field(self.input_decision, decision)
                 out.append(final)
@@ -185,8 +197,14 @@ class StreamRail:
         return {**self._base, "choices": [choice]}
 
 
-async def judge_whole_answer(engine, item: CheckItem, body: dict, kind: AnswerKind,
-                             input_decision: Decision | None, deadline: float | None) -> tuple[dict, Decision | None]:
+async def judge_whole_answer(
+    engine,
+    item: CheckItem,
+    body: dict,
+    kind: AnswerKind,
+    input_decision: Decision | None,
+    deadline: float | None,
+) -> tuple[dict, Decision | None]:
     """A non-streamed answer: every choice's text checked with source=llm; a BLOCKed choice's text
     becomes the policy's `block_message` with finish_reason `content_filter`. Returns the body with
     a `guard` field and the most severe output decision."""
@@ -198,8 +216,12 @@ async def judge_whole_answer(engine, item: CheckItem, body: dict, kind: AnswerKi
     judged = [(i, text) for i, text in judged if text]
     if not judged:
         return {**body, "guard": guard_field(input_decision, None)}, None
-    decisions = await engine.check_many([dataclasses.replace(item, text=text) for _, text in judged], deadline,
-                                        batch_field=None, transport="http")
+    decisions = await engine.check_many(
+        [dataclasses.replace(item, text=text) for _, text in judged],
+        deadline,
+        batch_field=None,
+        transport="http",
+    )
     policy = engine.policies.select(item.policy, item.tenant)
     new_choices = list(choices)
     for (i, _), decision in zip(judged, decisions):

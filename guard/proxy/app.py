@@ -60,8 +60,11 @@ class ProxyApp:
             routes += [
                 Route("/v1/chat/completions", self._handler(self.chat), methods=["POST"]),
                 Route("/v1/completions", self._handler(self.completions), methods=["POST"]),
-                Route("/{path:path}", self._handler(self.passthrough),
-                      methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+                Route(
+                    "/{path:path}",
+                    self._handler(self.passthrough),
+                    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+                ),
             ]
         self.app = Starlette(routes=routes)
 
@@ -69,7 +72,8 @@ class ProxyApp:
     def _handler(self, handle: Callable[[Request, Span], Any]):
         async def endpoint(request: Request) -> Response:
             span = self.engine.tracer.start_span(
-                f"{request.method} {request.url.path}", kind=SpanKind.SERVER,
+                f"{request.method} {request.url.path}",
+                kind=SpanKind.SERVER,
                 context=propagate.extract(dict(request.headers)),
                 attributes={"http.request.method": request.method, "url.path": request.url.path},
             )
@@ -105,8 +109,14 @@ class ProxyApp:
         if token is not None and self.tokens.allows(token):
             return
         self.engine.metrics.rejected.labels("unauthenticated").inc()
-        raise HttpError(401, api.error_body("missing or invalid bearer token (header `authorization: Bearer "
-                                            "<token>`)", "invalid_request_error", "invalid_api_key"))
+        raise HttpError(
+            401,
+            api.error_body(
+                "missing or invalid bearer token (header `authorization: Bearer <token>`)",
+                "invalid_request_error",
+                "invalid_api_key",
+            ),
+        )
 
     async def _body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -121,25 +131,42 @@ class ProxyApp:
         return b"".join(chunks)
 
     def _too_large(self) -> HttpError:
-        return HttpError(413, api.error_body(f"the request body is over {self.max_body} bytes "
-                                             "(proxy_max_request_bytes)", "invalid_request_error", "request_too_large"))
+        return HttpError(
+            413,
+            api.error_body(
+                f"the request body is over {self.max_body} bytes (proxy_max_request_bytes)",
+                "invalid_request_error",
+                "request_too_large",
+            ),
+        )
 
     async def _json(self, request: Request) -> tuple[bytes, dict[str, Any]]:
         raw = await self._body(request)
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError):
-            raise HttpError(400, api.error_body("the request body is not valid JSON", "invalid_request_error",
-                                                "invalid_json")) from None
+            raise HttpError(
+                400,
+                api.error_body("the request body is not valid JSON", "invalid_request_error", "invalid_json"),
+            ) from None
         if not isinstance(body, dict):
-            raise HttpError(400, api.error_body("the request body must be a JSON object", "invalid_request_error",
-                                                "invalid_json"))
+            raise HttpError(
+                400,
+                api.error_body(
+                    "the request body must be a JSON object", "invalid_request_error", "invalid_json"
+                ),
+            )
         return raw, body
 
     def _item(self, request: Request, source: Source = Source.USER, text: str = "") -> CheckItem:
         h = request.headers
-        return CheckItem(text=text, source=source, policy=h.get(POLICY_HEADER, ""), tenant=h.get(TENANT_HEADER, ""),
-                         request_id=h.get(REQUEST_ID_HEADER, ""))
+        return CheckItem(
+            text=text,
+            source=source,
+            policy=h.get(POLICY_HEADER, ""),
+            tenant=h.get(TENANT_HEADER, ""),
+            request_id=h.get(REQUEST_ID_HEADER, ""),
+        )
 
     async def _check(self, items: list[CheckItem], field: str | None = None) -> list[Decision]:
         return await self.engine.check_many(items, None, batch_field=field, transport="http")
@@ -156,16 +183,22 @@ class ProxyApp:
             raise InvalidInput("input", f"holds {len(texts)} texts; the limit is {limit}")
         decisions = await self._check([self._item(request, text=t) for t in texts], "input")
         worst = max(decisions, key=lambda d: d.action.severity)
-        return JSONResponse(api.moderation_response(decisions, self.engine.classifier.model_id),
-                            headers={ACTION_HEADER: worst.action.value})
+        return JSONResponse(
+            api.moderation_response(decisions, self.engine.classifier.model_id),
+            headers={ACTION_HEADER: worst.action.value},
+        )
 
     # --- everything else --------------------------------------------------------------------------
     async def passthrough(self, request: Request, span: Span) -> Response:
         """Any other path and method (/v1/models, /v1/embeddings, a server's own endpoints): sent to
         the upstream as it came, answered as the upstream answered (status, headers, body)."""
         body = await self._body(request)
-        upstream = await self.upstream.send(request.method, self.upstream.url(request.url.path, request.url.query),
-                                            self._forward_headers(request), body or None)
+        upstream = await self.upstream.send(
+            request.method,
+            self.upstream.url(request.url.path, request.url.query),
+            self._forward_headers(request),
+            body or None,
+        )
 
         async def relay() -> AsyncIterator[bytes]:
             try:
@@ -183,8 +216,14 @@ class ProxyApp:
     async def completions(self, request: Request, span: Span) -> Response:
         return await self._completion(request, span, COMPLETION, "prompt", api.prompt_text)
 
-    async def _completion(self, request: Request, span: Span, kind: AnswerKind, param: str,
-                          user_text: Callable[[dict], str | None]) -> Response:
+    async def _completion(
+        self,
+        request: Request,
+        span: Span,
+        kind: AnswerKind,
+        param: str,
+        user_text: Callable[[dict], str | None],
+    ) -> Response:
         raw, body = await self._json(request)
         text = user_text(body)
         input_decision = None
@@ -196,22 +235,34 @@ class ProxyApp:
         headers = {ACTION_HEADER: input_decision.action.value if input_decision else Action.ALLOW.value}
         url = self.upstream.url(request.url.path, request.url.query)
         if body.get("stream") is True:
-            rail = StreamRail(self.engine, self._item(request, Source.LLM), kind, prompt=text or "",
-                              choices_expected=_int(body.get("n"), 1), input_decision=input_decision)
+            rail = StreamRail(
+                self.engine,
+                self._item(request, Source.LLM),
+                kind,
+                prompt=text or "",
+                choices_expected=_int(body.get("n"), 1),
+                input_decision=input_decision,
+            )
             try:
                 upstream = await self.upstream.send("POST", url, self._forward_headers(request), raw)
             except BaseException:
                 rail.close()
                 raise
-            if upstream.status_code != 200 or "text/event-stream" not in upstream.headers.get("content-type", ""):
+            if upstream.status_code != 200 or "text/event-stream" not in upstream.headers.get(
+                "content-type", ""
+            ):
                 rail.close()
                 return await _relay_whole(upstream, headers)
-            response = StreamingResponse(self._supervised(upstream, rail, span), media_type="text/event-stream",
-                                         headers={**headers, "cache-control": "no-cache"})
+            response = StreamingResponse(
+                self._supervised(upstream, rail, span),
+                media_type="text/event-stream",
+                headers={**headers, "cache-control": "no-cache"},
+            )
             response.ends_span = True  # the stream's generator ends the request span
             return response
         upstream = await _cancelled_on_disconnect(
-            request, self.upstream.send("POST", url, self._forward_headers(request), raw))
+            request, self.upstream.send("POST", url, self._forward_headers(request), raw)
+        )
         try:
             payload = await upstream.aread()
         finally:
@@ -222,8 +273,14 @@ class ProxyApp:
             answer = json.loads(payload)
         except ValueError:
             raise UpstreamError(502, "upstream_invalid_json", "the upstream's answer is not JSON") from None
-        judged, output = await judge_whole_answer(self.engine, self._item(request), answer, kind, input_decision, None)
-        worst = max((d for d in (input_decision, output) if d is not None), key=lambda d: d.action.severity, default=None)
+        judged, output = await judge_whole_answer(
+            self.engine, self._item(request), answer, kind, input_decision, None
+        )
+        worst = max(
+            (d for d in (input_decision, output) if d is not None),
+            key=lambda d: d.action.severity,
+            default=None,
+        )
         if worst is not None:
             headers[ACTION_HEADER] = worst.action.value
         if output is not None and output.action is Action.BLOCK:
@@ -301,7 +358,9 @@ async def _cancelled_on_disconnect(request: Request, call):
     if task in done:
         return task.result()
     task.cancel()
-    raise HttpError(499, api.error_body("the client closed the request", "invalid_request_error", "client_closed"))
+    raise HttpError(
+        499, api.error_body("the client closed the request", "invalid_request_error", "client_closed")
+    )
 
 
 async def _disconnected(request: Request) -> None:

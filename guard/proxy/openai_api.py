@@ -30,18 +30,33 @@ GENERIC_INTERNAL = (500, "server_error", "internal error")
 # guard category -> OpenAI moderation category. OpenAI's sub-categories guard has no model for are
 # answered with score 0 and false; prompt_injection has no OpenAI name (it is in `guard`).
 MODERATION_NAMES = {
-    "harassment": "harassment", "hate": "hate", "violence": "violence", "sexual": "sexual",
-    "self_harm": "self-harm", "illicit": "illicit",
+    "harassment": "harassment",
+    "hate": "hate",
+    "violence": "violence",
+    "sexual": "sexual",
+    "self_harm": "self-harm",
+    "illicit": "illicit",
 }
 MODERATION_CATEGORIES = (
-    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
-    "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence",
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
     "violence/graphic",
 )
 
 
-def error_body(message: str, type_: str, code: str | None = None, param: str | None = None,
-               **extra: Any) -> dict[str, Any]:
+def error_body(
+    message: str, type_: str, code: str | None = None, param: str | None = None, **extra: Any
+) -> dict[str, Any]:
     """OpenAI's error shape: {"error": {"message", "type", "param", "code", ...}}."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code, **extra}}
 
@@ -109,7 +124,9 @@ def prompt_text(body: dict[str, Any]) -> str | None:
         return prompt
     if isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
         return "\n".join(prompt) if prompt else None
-    raise InvalidInput("prompt", "guard checks text prompts: a string or a list of strings", reason="invalid_schema")
+    raise InvalidInput(
+        "prompt", "guard checks text prompts: a string or a list of strings", reason="invalid_schema"
+    )
 
 
 # --- moderations --------------------------------------------------------------------------------
@@ -124,9 +141,16 @@ def moderation_inputs(body: dict[str, Any]) -> list[str]:
             return list(value)
         texts = []
         for i, part in enumerate(value):
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise InvalidInput(f"input[{i}]", "guard moderates text: use a string or a {\"type\": \"text\"} part",
-                                   reason="invalid_schema")
+            if (
+                not isinstance(part, dict)
+                or part.get("type") != "text"
+                or not isinstance(part.get("text"), str)
+            ):
+                raise InvalidInput(
+                    f"input[{i}]",
+                    'guard moderates text: use a string or a {"type": "text"} part',
+                    reason="invalid_schema",
+                )
             texts.append(part["text"])
         return texts
     raise InvalidInput("input", "must be a string or a non-empty list of strings", reason="invalid_schema")
@@ -152,4 +176,8 @@ def moderation_result(decision: Decision) -> dict[str, Any]:
 
 
 def moderation_response(decisions: list[Decision], model: str) -> dict[str, Any]:
-    return {"id": f"modr-{uuid.uuid4().hex}", "model": model, "results": [moderation_result(d) for d in decisions]}
+    return {
+        "id": f"modr-{uuid.uuid4().hex}",
+        "model": model,
+        "results": [moderation_result(d) for d in decisions],
+    }

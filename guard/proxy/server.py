@@ -22,8 +22,12 @@ def build_proxy(settings: Settings, engine: Engine) -> tuple[ProxyApp, Upstream 
     key = settings.proxy_upstream_api_key.get_secret_value() if settings.proxy_upstream_api_key else None
     upstream = None
     if settings.proxy_upstream:
-        upstream = Upstream(settings.proxy_upstream, key, settings.proxy_upstream_timeout_s,
-                            max_connections=settings.max_streams + 64)
+        upstream = Upstream(
+            settings.proxy_upstream,
+            key,
+            settings.proxy_upstream_timeout_s,
+            max_connections=settings.max_streams + 64,
+        )
     return ProxyApp(settings, engine, upstream), upstream
 
 
@@ -34,12 +38,18 @@ class HttpTransport:
 
     serves_health = False
 
-    def __init__(self, settings: Settings, engine: Engine, host: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, host: str | None = None, port: int | None = None
+    ) -> None:
         self.settings = settings
         self.app, self.upstream = build_proxy(settings, engine)
         self.config = uvicorn.Config(
-            self.app.app, host=host or settings.proxy_host, port=settings.proxy_port if port is None else port,
-            log_level="warning", lifespan="off", access_log=False,
+            self.app.app,
+            host=host or settings.proxy_host,
+            port=settings.proxy_port if port is None else port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
             timeout_graceful_shutdown=max(int(settings.grace_period_s), 1),
             limit_concurrency=settings.max_concurrent_rpcs,
         )
@@ -59,8 +69,12 @@ class HttpTransport:
                 raise RuntimeError("the HTTP server stopped while starting")
             await asyncio.sleep(0.01)
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        log.info("HTTP listening on http://%s:%d/v1 (%s)", self.config.host, self.port,
-                 f"proxy to {self.settings.proxy_upstream}" if self.upstream else "moderations only")
+        log.info(
+            "HTTP listening on http://%s:%d/v1 (%s)",
+            self.config.host,
+            self.port,
+            f"proxy to {self.settings.proxy_upstream}" if self.upstream else "moderations only",
+        )
 
     async def ready(self) -> None:
         return None

@@ -14,10 +14,21 @@ import httpx
 from opentelemetry import propagate
 
 # Hop-by-hop headers (RFC 9110 section 7.6.1) and the ones httpx sets itself; never forwarded.
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
-    "transfer-encoding", "upgrade", "host", "content-length",
-})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
 GUARD_HEADER_PREFIX = "x-guard-"  # guard's own request headers stay with guard
 _RESPONSE_DROP = HOP_BY_HOP | {"content-encoding"}  # httpx hands guard the decoded body
 
@@ -33,7 +44,9 @@ class UpstreamError(Exception):
 
 
 class Upstream:
-    def __init__(self, base_url: str, api_key: str | None, timeout_s: float, max_connections: int = 1000) -> None:
+    def __init__(
+        self, base_url: str, api_key: str | None, timeout_s: float, max_connections: int = 1000
+    ) -> None:
         self.base = base_url.rstrip("/")
         parts = urlsplit(self.base)
         self.origin = f"{parts.scheme}://{parts.netloc}"
@@ -49,7 +62,7 @@ class Upstream:
         """guard's `/v1/<rest>` is the upstream's `<base_url>/<rest>`; any other path is sent to the
         upstream's origin unchanged (a server's own /health or /metrics)."""
         if path == "/v1" or path.startswith("/v1/"):
-            url = self.base + path[len("/v1"):]
+            url = self.base + path[len("/v1") :]
         else:
             url = self.origin + path
         return f"{url}?{query}" if query else url
@@ -59,8 +72,10 @@ class Upstream:
         (or the client's `authorization` when guard's own auth does not use it), and the W3C trace
         context of guard's current span."""
         out = {
-            k: v for k, v in incoming.items()
-            if k.lower() not in HOP_BY_HOP and not k.lower().startswith(GUARD_HEADER_PREFIX)
+            k: v
+            for k, v in incoming.items()
+            if k.lower() not in HOP_BY_HOP
+            and not k.lower().startswith(GUARD_HEADER_PREFIX)
             and k.lower() not in ("authorization", "accept-encoding", "traceparent", "tracestate")
         }
         if self.api_key:
@@ -70,15 +85,21 @@ class Upstream:
         propagate.inject(out)
         return out
 
-    async def send(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> httpx.Response:
+    async def send(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> httpx.Response:
         """Send and return the response with its body still unread (stream it, then `aclose()`)."""
         request = self.client.build_request(method, url, headers=headers, content=body)
         try:
             return await self.client.send(request, stream=True)
         except httpx.TimeoutException:
-            raise UpstreamError(504, "upstream_timeout", f"the upstream did not answer in time ({url})") from None
+            raise UpstreamError(
+                504, "upstream_timeout", f"the upstream did not answer in time ({url})"
+            ) from None
         except httpx.HTTPError as exc:
-            raise UpstreamError(502, "upstream_unreachable", f"cannot reach the upstream: {type(exc).__name__}") from None
+            raise UpstreamError(
+                502, "upstream_unreachable", f"cannot reach the upstream: {type(exc).__name__}"
+            ) from None
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -106,4 +127,6 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[str]:
     except httpx.TimeoutException:
         raise UpstreamError(504, "upstream_timeout", "the upstream stopped sending in time") from None
     except httpx.HTTPError as exc:
-        raise UpstreamError(502, "upstream_unreachable", f"the upstream stream broke: {type(exc).__name__}") from None
+        raise UpstreamError(
+            502, "upstream_unreachable", f"the upstream stream broke: {type(exc).__name__}"
+        ) from None

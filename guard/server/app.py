@@ -35,16 +35,22 @@ class GuardServer:
     """A `grpc.aio` server around one engine. `start()` binds and reports NOT_SERVING, loads and
     warms the model, then reports SERVING; `stop()` drains."""
 
-    def __init__(self, settings: Settings, engine: Engine, tracer_provider: TracerProvider | None = None) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, tracer_provider: TracerProvider | None = None
+    ) -> None:
         self.settings = settings
         self.engine = engine
         limit = max_message_bytes(settings)
         interceptors = [
-            aio_server_interceptor(tracer_provider=tracer_provider, filter_=filters.negate(filters.health_check()))
+            aio_server_interceptor(
+                tracer_provider=tracer_provider, filter_=filters.negate(filters.health_check())
+            )
         ]
         self.tokens = token_store(settings)
         if self.tokens is not None:
-            interceptors.insert(0, BearerAuthInterceptor(self.tokens, engine.metrics))  # outermost: refuse first
+            interceptors.insert(
+                0, BearerAuthInterceptor(self.tokens, engine.metrics)
+            )  # outermost: refuse first
         self.server = grpc.aio.server(
             interceptors=interceptors,
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
@@ -68,7 +74,9 @@ class GuardServer:
             # kubelet's gRPC probes speak plaintext only: health alone on its own port
             self.health_server = grpc.aio.server()
             health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
-            self.health_port = self.health_server.add_insecure_port(f"{settings.health_host}:{settings.health_port}")
+            self.health_port = self.health_server.add_insecure_port(
+                f"{settings.health_host}:{settings.health_port}"
+            )
         self.service: Service | None = None  # set by start() when this server runs standalone
 
     # --- a Transport of guard.lifecycle.Service ------------------------------------------------
@@ -86,14 +94,24 @@ class GuardServer:
             await self.health_server.start()
         s = self.settings
         auth = ", bearer-token auth" if self.tokens is not None else ""
-        log.info("gRPC listening on %s:%d (%s%s)", s.host, self.port,
-                 "mutual TLS" if s.tls_client_ca_file else "TLS" if s.tls_cert_file else "plaintext", auth)
+        log.info(
+            "gRPC listening on %s:%d (%s%s)",
+            s.host,
+            self.port,
+            "mutual TLS" if s.tls_client_ca_file else "TLS" if s.tls_cert_file else "plaintext",
+            auth,
+        )
 
     async def ready(self) -> None:
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         info = self.engine.info()
-        log.info("SERVING model %s on %s (%s, %s batches)", info.model, info.device, info.dtype,
-                 self.engine.classifier.execution)
+        log.info(
+            "SERVING model %s on %s (%s, %s batches)",
+            info.model,
+            info.device,
+            info.dtype,
+            self.engine.classifier.execution,
+        )
 
     async def drain(self, grace: float) -> None:
         """NOT_SERVING, refuse new calls, let in-flight calls finish within the grace period."""
@@ -132,7 +150,9 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
         return None
     key, cert = settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes()
     ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
-    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+    )
 
 
 async def serve(settings: Settings, engine: Engine, reloader=None) -> None:

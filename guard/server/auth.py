@@ -126,7 +126,9 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):
         if token is not None and self.store.allows(token):
             return await continuation(details)
         self.metrics.rejected.labels("unauthenticated").inc()
-        self.metrics.rpcs.labels(details.method.rsplit("/", 1)[-1], grpc.StatusCode.UNAUTHENTICATED.name).inc()
+        self.metrics.rpcs.labels(
+            details.method.rsplit("/", 1)[-1], grpc.StatusCode.UNAUTHENTICATED.name
+        ).inc()
         handler = await continuation(details)
         return _refusal(handler)
 

@@ -29,7 +29,9 @@ class Undecodable:
 def decoded(message, field: str = "request"):
     """The message itself; `InvalidInput` when it did not parse."""
     if isinstance(message, Undecodable):
-        raise InvalidInput(field, f"not a valid {message.type_name} message: {message.problem}", reason="undecodable")
+        raise InvalidInput(
+            field, f"not a valid {message.type_name} message: {message.problem}", reason="undecodable"
+        )
     return message
 
 

@@ -8,11 +8,11 @@ import grpc
 
 from guard.engine import Engine, deadline_after
 from guard.errors import DeadlineExceeded, InvalidInput
-from guard.wire import info_to_pb, item_from_pb, open_from_pb, response_to_pb, update_to_pb
 from guard.server.decoding import decoded
 from guard.server.status import maps_errors, maps_stream_errors
 from guard.v1 import guard_pb2 as pb
 from guard.v1 import guard_pb2_grpc
+from guard.wire import info_to_pb, item_from_pb, open_from_pb, response_to_pb, update_to_pb
 
 
 class GuardServicer(guard_pb2_grpc.GuardServiceServicer):
@@ -40,7 +40,9 @@ class GuardServicer(guard_pb2_grpc.GuardServiceServicer):
         )
 
     @maps_errors
-    async def GetInfo(self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext) -> pb.GetInfoResponse:
+    async def GetInfo(
+        self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetInfoResponse:
         return info_to_pb(self.engine.info())
 
     @maps_stream_errors
@@ -75,5 +77,5 @@ async def _next(messages, idle_s: float):
         return decoded(await asyncio.wait_for(anext(messages), idle_s), "message")
     except StopAsyncIteration:
         return None
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise DeadlineExceeded(f"no stream message for {idle_s:g} s (stream_idle_timeout_s)") from None

@@ -7,6 +7,7 @@ import asyncio
 import functools
 import logging
 import time
+from typing import Self
 
 import grpc
 
@@ -86,14 +87,17 @@ class _counted:
         self.code, message = status_for(error)
         await context.abort(self.code, message)
 
-    def __enter__(self) -> "_counted":
+    def __enter__(self) -> Self:
         self.start = time.perf_counter()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         code = self.code
         if exc_type is not None and code is grpc.StatusCode.OK:
-            code = grpc.StatusCode.CANCELLED if issubclass(exc_type, (GeneratorExit, asyncio.CancelledError)) \
+            code = (
+                grpc.StatusCode.CANCELLED
+                if issubclass(exc_type, (GeneratorExit, asyncio.CancelledError))
                 else grpc.StatusCode.UNKNOWN
+            )
         self.metrics.rpcs.labels(self.method, code.name).inc()
         self.metrics.rpc_seconds.labels(self.method).observe(time.perf_counter() - self.start)

@@ -77,8 +77,12 @@ class StreamScanner:
         start = max(0, self.scored_until - self.overlap)
         offsets = self.tokens.offsets
         window = Window(
-            index=self.windows, token_start=start, token_end=end, char_start=offsets[start][0],
-            char_end=offsets[end - 1][1], ids=tuple(self.tokens.ids[start:end]),
+            index=self.windows,
+            token_start=start,
+            token_end=end,
+            char_start=offsets[start][0],
+            char_end=offsets[end - 1][1],
+            ids=tuple(self.tokens.ids[start:end]),
         )
         self.scored_until = end
         self.windows += 1

@@ -53,14 +53,21 @@ class StreamSession:
         self.outcome: Decision | None = None  # the final decision, once there is one
         self.closed = False
         self.on_close = lambda: None
-        self.span: Span = engine.tracer.start_span(GUARDRAIL_SPAN, attributes={
-            "guard.stream": True, "guard.stream.release_mode": self.mode.value, "guard.stream.prompt_chars": prompt_chars,
-        })
+        self.span: Span = engine.tracer.start_span(
+            GUARDRAIL_SPAN,
+            attributes={
+                "guard.stream": True,
+                "guard.stream.release_mode": self.mode.value,
+                "guard.stream.prompt_chars": prompt_chars,
+            },
+        )
 
     # --- the client's messages -----------------------------------------------------------------
     async def feed(self, delta: str) -> list[StreamUpdate]:
         if len(self.tokens.text) + len(delta) > self.max_chars:
-            raise InvalidInput("delta", f"the stream is over stream_max_chars ({self.max_chars})", reason="stream_too_long")
+            raise InvalidInput(
+                "delta", f"the stream is over stream_max_chars ({self.max_chars})", reason="stream_too_long"
+            )
         check_text_chars(delta, "delta")
         windows = self.scanner.feed(delta)
         if self.mode is ReleaseMode.STREAM_FIRST:
@@ -91,7 +98,9 @@ class StreamSession:
     async def _score(self, windows: list[Window]) -> list[StreamUpdate]:
         if not windows:
             return []
-        results = await self.engine.score_windows([list(w.ids) for w in windows], link=self.span.get_span_context())
+        results = await self.engine.score_windows(
+            [list(w.ids) for w in windows], link=self.span.get_span_context()
+        )
         before = self.decision.action
         for window, result in zip(windows, results):
             decision = self._after(window, result)
@@ -108,17 +117,22 @@ class StreamSession:
         """The running decision once `window` is scored; its own span records the window."""
         text = self.tokens.text[window.char_start : window.char_end]
         with trace.use_span(self.span, end_on_exit=False):
-            span = self.engine.tracer.start_span(WINDOW_SPAN, attributes={
-                "guard.window.index": window.index, "guard.window.tokens": window.token_end - window.token_start,
-                "guard.window.char_start": window.char_start, "guard.window.char_end": window.char_end,
-            })
+            span = self.engine.tracer.start_span(
+                WINDOW_SPAN,
+                attributes={
+                    "guard.window.index": window.index,
+                    "guard.window.tokens": window.token_end - window.token_start,
+                    "guard.window.char_start": window.char_start,
+                    "guard.window.char_end": window.char_end,
+                },
+            )
         if getattr(result, "batch", None) is not None:
             span.add_link(result.batch)
         try:
             match = self.policy.match_lists(text)
             if match is not None and match.action is Action.BLOCK:  # an allowlist cannot clear a whole stream
                 decision = self.policy.decide_by_list(match)
-            elif isinstance(result, ModelFailure) or isinstance(result, BaseException):
+            elif isinstance(result, (ModelFailure, BaseException)):
                 decision = self.policy.fallback(self.item.source, "the model failed on a stream window")
             else:
                 for label, score in result.scores.items():
@@ -133,7 +147,9 @@ class StreamSession:
             span.end()
 
     def _stamped(self, decision: Decision) -> Decision:
-        return dataclasses.replace(decision, model=self.engine.classifier.model_id, trace_id=trace_id_of(self.span))
+        return dataclasses.replace(
+            decision, model=self.engine.classifier.model_id, trace_id=trace_id_of(self.span)
+        )
 
     def _finished(self) -> Decision:
         """The final decision, recorded on the stream span."""

@@ -12,28 +12,79 @@ import re
 from collections.abc import Callable, Sequence
 
 HARMLESS_PREFIXES = (
-    "Hi there.", "Hello!", "Quick question.", "Good morning.", "Hey, hope you're well.", "Sorry to bother you.",
-    "I have a question for you.", "Thanks in advance.", "OK so.", "One more thing.",
+    "Hi there.",
+    "Hello!",
+    "Quick question.",
+    "Good morning.",
+    "Hey, hope you're well.",
+    "Sorry to bother you.",
+    "I have a question for you.",
+    "Thanks in advance.",
+    "OK so.",
+    "One more thing.",
 )
 HARMLESS_SUFFIXES = (
-    "Thanks!", "Thank you.", "Please answer quickly.", "Cheers.", "Appreciate it.", "Let me know.",
-    "That's all.", "Thanks a lot :)", "Have a nice day.", "No rush.",
+    "Thanks!",
+    "Thank you.",
+    "Please answer quickly.",
+    "Cheers.",
+    "Appreciate it.",
+    "Let me know.",
+    "That's all.",
+    "Thanks a lot :)",
+    "Have a nice day.",
+    "No rush.",
 )
 LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
 ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060", "\u00ad")
 
 # Everyday words and a same-meaning replacement (both directions are used).
 _SYNONYM_PAIRS = (
-    ("make", "create"), ("help", "assist"), ("buy", "purchase"), ("get", "obtain"), ("show", "demonstrate"),
-    ("tell", "inform"), ("hurt", "harm"), ("quick", "fast"),
-    ("easy", "simple"), ("big", "large"), ("small", "little"), ("want", "wish"), ("need", "require"),
-    ("begin", "start"), ("end", "finish"), ("people", "folks"), ("house", "home"), ("car", "vehicle"),
-    ("money", "cash"), ("angry", "mad"), ("stupid", "dumb"), ("write", "compose"), ("way", "method"),
-    ("idea", "notion"), ("job", "work"), ("answer", "reply"), ("ask", "request"), ("fix", "repair"),
-    ("problem", "issue"), ("order", "purchase"), ("delete", "remove"), ("change", "modify"), ("send", "forward"),
-    ("explain", "describe"), ("friend", "buddy"), ("kid", "child"), ("woman", "lady"), ("man", "guy"),
-    ("ignore", "disregard"), ("instructions", "directions"), ("secret", "hidden"), ("maybe", "perhaps"),
-    ("gun", "firearm"), ("drugs", "narcotics"), ("hate", "despise"),
+    ("make", "create"),
+    ("help", "assist"),
+    ("buy", "purchase"),
+    ("get", "obtain"),
+    ("show", "demonstrate"),
+    ("tell", "inform"),
+    ("hurt", "harm"),
+    ("quick", "fast"),
+    ("easy", "simple"),
+    ("big", "large"),
+    ("small", "little"),
+    ("want", "wish"),
+    ("need", "require"),
+    ("begin", "start"),
+    ("end", "finish"),
+    ("people", "folks"),
+    ("house", "home"),
+    ("car", "vehicle"),
+    ("money", "cash"),
+    ("angry", "mad"),
+    ("stupid", "dumb"),
+    ("write", "compose"),
+    ("way", "method"),
+    ("idea", "notion"),
+    ("job", "work"),
+    ("answer", "reply"),
+    ("ask", "request"),
+    ("fix", "repair"),
+    ("problem", "issue"),
+    ("order", "purchase"),
+    ("delete", "remove"),
+    ("change", "modify"),
+    ("send", "forward"),
+    ("explain", "describe"),
+    ("friend", "buddy"),
+    ("kid", "child"),
+    ("woman", "lady"),
+    ("man", "guy"),
+    ("ignore", "disregard"),
+    ("instructions", "directions"),
+    ("secret", "hidden"),
+    ("maybe", "perhaps"),
+    ("gun", "firearm"),
+    ("drugs", "narcotics"),
+    ("hate", "despise"),
 )
 SYNONYMS: dict[str, str] = {}
 for _a, _b in _SYNONYM_PAIRS:
@@ -65,7 +116,7 @@ def _words(text: str) -> list[re.Match]:
 def _replace_words(text: str, picks: list[re.Match], change: Callable[[str], str]) -> str:
     out, last = [], 0
     for m in sorted(picks, key=lambda m: m.start()):
-        out += [text[last:m.start()], change(m.group())]
+        out += [text[last : m.start()], change(m.group())]
         last = m.end()
     return "".join(out) + text[last:]
 
@@ -81,8 +132,8 @@ def typos(text: str, rng: random.Random) -> str:
         i = rng.randrange(1, len(word) - 1)
         kind = rng.randrange(3)
         if kind == 0:
-            return word[:i] + word[i + 1] + word[i] + word[i + 2:]
-        return word[:i] + word[i + 1:] if kind == 1 else word[:i] + word[i] + word[i:]
+            return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+        return word[:i] + word[i + 1 :] if kind == 1 else word[:i] + word[i] + word[i:]
 
     return _replace_words(text, _some(_words(text), rng), typo)
 
@@ -132,7 +183,11 @@ PERTURBATIONS: dict[str, Callable[[str, random.Random], str]] = {
 # so a draw of them would train on an unchanged text; typos change the most tokens and flipped the
 # most decisions in release 3's robustness table, so they are drawn more often.
 TRAINING_WEIGHTS: dict[str, int] = {
-    "prepend sentence": 1, "append sentence": 1, "typos": 3, "leetspeak": 1, "synonym swap": 1,
+    "prepend sentence": 1,
+    "append sentence": 1,
+    "typos": 3,
+    "leetspeak": 1,
+    "synonym swap": 1,
 }
 
 

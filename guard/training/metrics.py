@@ -60,7 +60,9 @@ def stream_probs(classifier: Classifier, texts: list[str], config: StreamConfig 
     config = config or StreamConfig()
     windows, owner = [], []
     for i, text in enumerate(texts):
-        scanner = StreamScanner(IncrementalTokens(classifier.tokenize_with_offsets), config, classifier.content_tokens)
+        scanner = StreamScanner(
+            IncrementalTokens(classifier.tokenize_with_offsets), config, classifier.content_tokens
+        )
         for window in [*scanner.feed(text), *scanner.finish()]:
             windows.append(classifier.wrap(list(window.ids)))
             owner.append(i)
@@ -73,8 +75,10 @@ def stream_probs(classifier: Classifier, texts: list[str], config: StreamConfig 
 
 
 def decide(policy: Policy, examples: list[Example], probs: np.ndarray) -> Scored:
-    actions = [policy.decide(dict(zip(CATEGORIES, map(float, row))), Source(e.source)).action
-               for e, row in zip(examples, probs)]
+    actions = [
+        policy.decide(dict(zip(CATEGORIES, map(float, row))), Source(e.source)).action
+        for e, row in zip(examples, probs)
+    ]
     return Scored(list(examples), probs, actions)
 
 
@@ -93,9 +97,13 @@ def binary_row(name: str, scored: Scored) -> dict:
     false positive when FLAGged or BLOCKed."""
     unsafe, flagged, blocked = scored.unsafe, scored.flagged, scored.blocked
     return {
-        "set": name, "n": len(scored.examples), "unsafe": int(unsafe.sum()),
-        "recall": _rate(flagged[unsafe]), "block_recall": _rate(blocked[unsafe]),
-        "fpr": _rate(flagged[~unsafe]), "block_fpr": _rate(blocked[~unsafe]),
+        "set": name,
+        "n": len(scored.examples),
+        "unsafe": int(unsafe.sum()),
+        "recall": _rate(flagged[unsafe]),
+        "block_recall": _rate(blocked[unsafe]),
+        "fpr": _rate(flagged[~unsafe]),
+        "block_fpr": _rate(blocked[~unsafe]),
     }
 
 
@@ -112,12 +120,18 @@ def category_rows(name: str, scored: Scored, policy: Policy) -> list[dict]:
         tp, fp = int((hit & y).sum()), int((hit & ~y).sum())
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / int(y.sum())
-        rows.append({
-            "category": category, "set": name, "n": len(y), "positives": int(y.sum()),
-            "precision": precision, "recall": recall,
-            "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-            "fpr": _rate(hit[~y]),
-        })
+        rows.append(
+            {
+                "category": category,
+                "set": name,
+                "n": len(y),
+                "positives": int(y.sum()),
+                "precision": precision,
+                "recall": recall,
+                "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+                "fpr": _rate(hit[~y]),
+            }
+        )
     return rows
 
 

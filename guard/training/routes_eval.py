@@ -16,10 +16,14 @@ HELDOUT = Path(__file__).resolve().parents[2] / "data" / "routes" / "heldout.yam
 
 def load_routes(path: Path = DEFAULT_ROUTES) -> tuple[dict[str, RouteConfig], float]:
     spec = yaml.safe_load(path.read_text())
-    return {name: RouteConfig(**cfg) for name, cfg in spec["routes"].items()}, float(spec.get("threshold", 0.5))
+    return {name: RouteConfig(**cfg) for name, cfg in spec["routes"].items()}, float(
+        spec.get("threshold", 0.5)
+    )
 
 
-def evaluate_routes(out_dir: Path, routes_file: Path = DEFAULT_ROUTES, heldout: Path = HELDOUT, log=print) -> dict:
+def evaluate_routes(
+    out_dir: Path, routes_file: Path = DEFAULT_ROUTES, heldout: Path = HELDOUT, log=print
+) -> dict:
     from guard.embedding import SentenceEncoder
 
     routes, threshold = load_routes(routes_file)
@@ -29,8 +33,11 @@ def evaluate_routes(out_dir: Path, routes_file: Path = DEFAULT_ROUTES, heldout: 
     intents = router.route_many(encoder.embed([text for _, text in cases]))
     hits = Counter(route for (route, _), intent in zip(cases, intents) if intent.route == route)
     totals = Counter(route for route, _ in cases)
-    errors = [(route, intent.route, round(intent.score, 3), text)
-              for (route, text), intent in zip(cases, intents) if intent.route != route]
+    errors = [
+        (route, intent.route, round(intent.score, 3), text)
+        for (route, text), intent in zip(cases, intents)
+        if intent.route != route
+    ]
     summary = {
         "accuracy": sum(hits.values()) / len(cases),
         "per_route": {route: hits[route] / n for route, n in totals.items()},
@@ -41,8 +48,12 @@ def evaluate_routes(out_dir: Path, routes_file: Path = DEFAULT_ROUTES, heldout: 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "routes.json").write_text(json.dumps(summary, indent=2))
     lines = ["| route | held-out | accuracy |", "|---|---:|---:|"]
-    lines += [f"| {r} | {totals[r]} | {summary['per_route'][r]:.2f} |" for r in [*routes, NONE] if r in totals]
-    lines.append(f"\nroute accuracy ({len(cases)} held-out utterances, `none` included): {summary['accuracy']:.3f}")
+    lines += [
+        f"| {r} | {totals[r]} | {summary['per_route'][r]:.2f} |" for r in [*routes, NONE] if r in totals
+    ]
+    lines.append(
+        f"\nroute accuracy ({len(cases)} held-out utterances, `none` included): {summary['accuracy']:.3f}"
+    )
     lines += [f"- expected {e[0]}, got {e[1]} ({e[2]}): {e[3]}" for e in errors]
     (out_dir / "routes.md").write_text("\n".join(lines) + "\n")
     log("\n".join(lines))

@@ -20,8 +20,18 @@ import torch
 from safetensors.torch import load_file, save_file
 
 WEIGHTS = "model.safetensors"
-SAME = ("base", "trainable_layers", "epochs", "mine_after", "mined_draws", "corpora", "draws", "max_tokens",
-        "context_share", "perturb_share")  # what must match for an average to mean anything
+SAME = (
+    "base",
+    "trainable_layers",
+    "epochs",
+    "mine_after",
+    "mined_draws",
+    "corpora",
+    "draws",
+    "max_tokens",
+    "context_share",
+    "perturb_share",
+)  # what must match for an average to mean anything
 
 
 def average(runs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -42,8 +52,11 @@ def soup(out: Path, run_dirs: list[Path]) -> Path:
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
         shutil.copyfile(run_dirs[0] / name, out / name)
     save_file(average([load_file(d / WEIGHTS) for d in run_dirs]), out / WEIGHTS, metadata={"format": "pt"})
-    meta = dict(metas[0], output=str(out),
-                soup=[{"run": str(d), "seed": m["seed"], "history": m["history"]} for d, m in zip(run_dirs, metas)])
+    meta = dict(
+        metas[0],
+        output=str(out),
+        soup=[{"run": str(d), "seed": m["seed"], "history": m["history"]} for d, m in zip(run_dirs, metas)],
+    )
     (out / "guard_training.json").write_text(json.dumps(meta, indent=2))
     return out
 

@@ -64,12 +64,17 @@ def pick_thresholds(y: np.ndarray, p: np.ndarray, sources: np.ndarray) -> dict[s
 def policy_config(thresholds: dict[str, dict[str, dict]], version: str, description: str = "") -> dict:
     """The `default` policy carrying `thresholds`: user thresholds per category, and source `llm`
     overrides where they differ."""
+
     def pair(t: dict) -> dict:
         return {"flag": t["flag"], "block": t["block"]}
 
     user, llm = thresholds["user"], thresholds["llm"]
     overrides = {c: pair(llm[c]) for c in CATEGORIES if pair(llm[c]) != pair(user[c])}
-    config = {"version": version, "description": description, "categories": {c: pair(user[c]) for c in CATEGORIES}}
+    config = {
+        "version": version,
+        "description": description,
+        "categories": {c: pair(user[c]) for c in CATEGORIES},
+    }
     if overrides:
         config["sources"] = {"llm": overrides}
     return config

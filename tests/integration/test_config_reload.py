@@ -27,9 +27,14 @@ from tests.support.process import free_port, guard_env, wait_serving
 
 
 def config(version: str, **extra) -> dict:
-    return {"policies": {"default": {"version": version, "default": {"flag": None, "block": None}},
-                         "strict": {"version": f"strict-{version}", "default": {"block": 0.0}}},
-            "tenant_policies": {"acme": "strict"}, **extra}
+    return {
+        "policies": {
+            "default": {"version": version, "default": {"flag": None, "block": None}},
+            "strict": {"version": f"strict-{version}", "default": {"block": 0.0}},
+        },
+        "tenant_policies": {"acme": "strict"},
+        **extra,
+    }
 
 
 def write_atomically(path, values: dict) -> None:
@@ -111,7 +116,9 @@ async def test_a_kubernetes_configmap_symlink_swap_is_seen(tiny_model_dir, tmp_p
         await stop(running)
 
 
-async def test_an_invalid_file_is_refused_and_the_last_good_policy_keeps_serving(tiny_model_dir, tmp_path, caplog):
+async def test_an_invalid_file_is_refused_and_the_last_good_policy_keeps_serving(
+    tiny_model_dir, tmp_path, caplog
+):
     path = tmp_path / "guard.yaml"
     write_atomically(path, config("good-1"))
     running = await start(tiny_model_dir, path)
@@ -152,6 +159,7 @@ async def test_every_request_sees_one_policy_set_while_reloads_happen(tiny_model
     write_atomically(path, config("a"))
     running = await start(tiny_model_dir, path, interval=0)
     try:
+
         async def flip():
             for i in range(30):
                 write_atomically(path, config("b" if i % 2 == 0 else "a"))
@@ -205,9 +213,22 @@ def test_sighup_reloads_a_running_guard_serve(tiny_model_dir, tmp_path):
     path.write_text(yaml.safe_dump(config("hup-1")))
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "guard", "serve", "--model", str(tiny_model_dir), "--port", str(port),
-         "--config", str(path)],
-        env=guard_env(config_reload_interval_s=0), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "guard",
+            "serve",
+            "--model",
+            str(tiny_model_dir),
+            "--port",
+            str(port),
+            "--config",
+            str(path),
+        ],
+        env=guard_env(config_reload_interval_s=0),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         wait_serving(port, proc)
@@ -247,8 +268,15 @@ async def test_routes_reload_too(tiny_model_dir, tmp_path):
         text = "will it rain in Lisbon tomorrow afternoon?"
         before = (await running.stub.Check(pb.CheckRequest(text=text))).decision.intent.route
         assert before != "weather"
-        routes = {"weather": {"examples": ["what's the weather forecast", "will it rain tomorrow",
-                                           "how hot will it be this weekend"]}}
+        routes = {
+            "weather": {
+                "examples": [
+                    "what's the weather forecast",
+                    "will it rain tomorrow",
+                    "how hot will it be this weekend",
+                ]
+            }
+        }
         write_atomically(path, config("routes-1", routes=routes, route_threshold=0.3))
         assert await running.reloader.reload("test") == "applied"
         assert (await running.stub.Check(pb.CheckRequest(text=text))).decision.intent.route == "weather"

@@ -27,7 +27,8 @@ def all_attribute_values(spans):
 async def test_check_joins_the_callers_trace_with_a_guardrail_child_span(tiny_model_dir):
     async with running_server(tiny_model_dir) as srv:
         r = await srv.stub.Check(
-            pb.CheckRequest(text=SECRET, policy="strict", tenant="t1", request_id="req-9"), metadata=traceparent()
+            pb.CheckRequest(text=SECRET, policy="strict", tenant="t1", request_id="req-9"),
+            metadata=traceparent(),
         )
         spans = srv.spans.get_finished_spans()
     server_span = next(s for s in spans if s.kind == SpanKind.SERVER)

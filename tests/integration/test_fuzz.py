@@ -25,7 +25,21 @@ GRPC_REQUESTS = 10_000
 KAFKA_RECORDS = 1_000
 DOCUMENTED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED}
 WORDS = ["hello", "bomb", "ignore", "previous", "instructions", "kill", "refund", "password", "🙂", "日本"]
-ODD = ["\x00", "\x07", "\x1b", "\x85", "\u200b", "\u202e", "\ufeff", "ｘ", "о", "\U0001d41b", "\t", "\n", "\ufffd"]
+ODD = [
+    "\x00",
+    "\x07",
+    "\x1b",
+    "\x85",
+    "\u200b",
+    "\u202e",
+    "\ufeff",
+    "ｘ",
+    "о",
+    "\U0001d41b",
+    "\t",
+    "\n",
+    "\ufffd",
+]
 
 
 def garbage_text(rng: random.Random) -> str:
@@ -41,8 +55,10 @@ def garbage_text(rng: random.Random) -> str:
     if kind < 0.6:
         return "".join(rng.choice(ODD + WORDS) for _ in range(rng.randint(1, 30)))
     if kind < 0.8:
-        return "".join(chr(rng.choice([rng.randint(32, 0x2FFF), rng.randint(0xE000, 0x10FFFF)]))
-                       for _ in range(rng.randint(1, 60)))
+        return "".join(
+            chr(rng.choice([rng.randint(32, 0x2FFF), rng.randint(0xE000, 0x10FFFF)]))
+            for _ in range(rng.randint(1, 60))
+        )
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 40)))
 
 
@@ -66,8 +82,11 @@ def _check(rng: random.Random) -> pb.CheckRequest:
         return rng.choice(bad if rng.random() < 0.05 else good)
 
     return pb.CheckRequest(
-        text=garbage_text(rng), source=odd([0, 1, 2], [3, 99, -1]), policy=odd(["", "", "strict", "open"], ["nope", "x" * 300]),
-        tenant=odd(["", "acme"], ["t" * 300]), request_id=odd(["", "r1"], ["r" * 300]),
+        text=garbage_text(rng),
+        source=odd([0, 1, 2], [3, 99, -1]),
+        policy=odd(["", "", "strict", "open"], ["nope", "x" * 300]),
+        tenant=odd(["", "acme"], ["t" * 300]),
+        request_id=odd(["", "r1"], ["r" * 300]),
     )
 
 
@@ -77,7 +96,10 @@ async def test_ten_thousand_garbage_grpc_requests_get_documented_answers(tiny_mo
     requests = [garbage_request(rng) for _ in range(GRPC_REQUESTS)]
     codes: collections.Counter = collections.Counter()
     async with running_server(tiny_model_dir, max_text_chars=2000, max_batch_items=16, queue_size=256) as srv:
-        methods = {m: srv.channel.unary_unary(f"/guard.v1.GuardService/{m}") for m in ("Check", "CheckBatch", "GetInfo")}
+        methods = {
+            m: srv.channel.unary_unary(f"/guard.v1.GuardService/{m}")
+            for m in ("Check", "CheckBatch", "GetInfo")
+        }
         inflight = asyncio.Semaphore(64)
 
         async def call(method: str, payload: bytes) -> None:
@@ -94,8 +116,10 @@ async def test_ten_thousand_garbage_grpc_requests_get_documented_answers(tiny_mo
         started = time.monotonic()
         await asyncio.gather(*(call(m, p) for m, p in requests))
         elapsed = time.monotonic() - started
-        print(f"\nfuzz gRPC: {GRPC_REQUESTS} requests in {elapsed:.1f} s: "
-              + ", ".join(f"{c.name} {n}" for c, n in codes.most_common()))
+        print(
+            f"\nfuzz gRPC: {GRPC_REQUESTS} requests in {elapsed:.1f} s: "
+            + ", ".join(f"{c.name} {n}" for c, n in codes.most_common())
+        )
         assert sum(codes.values()) == GRPC_REQUESTS
         assert set(codes) <= DOCUMENTED, codes
         assert codes[grpc.StatusCode.OK] > 1000 and codes[grpc.StatusCode.INVALID_ARGUMENT] > 1000
@@ -117,7 +141,8 @@ def garbage_record(rng: random.Random, i: int) -> bytes | None:
     body: dict = {"text": garbage_text(rng), "id": f"f{i}"}
     if kind < 0.5:
         body[rng.choice(["polcy", "source", "schema_version", "attributes", "tenant"])] = rng.choice(
-            [None, 7, "llm", "bot", [1, 2], {"a": 1}, 2, "\ud800", "x" * 300])
+            [None, 7, "llm", "bot", [1, 2], {"a": 1}, 2, "\ud800", "x" * 300]
+        )
     if kind < 0.55:
         return json.dumps(body)[: rng.randint(1, 30)].encode()  # cut short
     if kind < 0.6:
@@ -126,21 +151,35 @@ def garbage_record(rng: random.Random, i: int) -> bytes | None:
 
 
 @pytest.mark.slow
-def test_a_thousand_garbage_kafka_records_each_end_as_a_decision_or_a_dead_letter(tiny_model_dir, kafka_bootstrap):
+def test_a_thousand_garbage_kafka_records_each_end_as_a_decision_or_a_dead_letter(
+    tiny_model_dir, kafka_bootstrap
+):
     rng = random.Random(1122)
-    records = [(f"k{i}".encode(), garbage_record(rng, i), [("n", str(i).encode())]) for i in range(KAFKA_RECORDS)]
+    records = [
+        (f"k{i}".encode(), garbage_record(rng, i), [("n", str(i).encode())]) for i in range(KAFKA_RECORDS)
+    ]
     records.append((b"huge", b"\xff" * 300_000, []))  # a dead letter far over the producer's request limit
     topic, group = unique("fuzz"), unique("g")
     create_topics(kafka_bootstrap, [topic], partitions=3)
     produce(kafka_bootstrap, topic, records)
-    settings = load_settings(None, model=tiny_model_dir, device="cpu", policies=POLICIES, routing=False,
-                             max_text_chars=2000, warmup=False)
+    settings = load_settings(
+        None,
+        model=tiny_model_dir,
+        device="cpu",
+        policies=POLICIES,
+        routing=False,
+        max_text_chars=2000,
+        warmup=False,
+    )
     engine = Engine(settings)
     engine.start()
     try:
         with running_consumer(engine, kafka_bootstrap, [topic], group, max_request_size=65536) as runner:
             deadline = time.monotonic() + 120
-            while runner.counts.decisions + runner.counts.dead_letters < len(records) and time.monotonic() < deadline:
+            while (
+                runner.counts.decisions + runner.counts.dead_letters < len(records)
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.2)
             decisions = read_topic(kafka_bootstrap, f"{group}.decisions", runner.counts.decisions, settle=0.5)
             dead = read_topic(kafka_bootstrap, f"{group}.dlq", runner.counts.dead_letters, settle=0.5)
@@ -159,8 +198,10 @@ def test_a_thousand_garbage_kafka_records_each_end_as_a_decision_or_a_dead_lette
         reasons[headers[codec.ERROR_REASON].decode()] += 1
         if d.key == b"huge":
             assert headers["guard.input.truncated"] == b"300000" and len(d.value) < 65536
-    print(f"\nfuzz Kafka: {len(records)} records -> {len(decisions)} decisions, {len(dead)} dead letters: "
-          + ", ".join(f"{r} {n}" for r, n in reasons.most_common()))
+    print(
+        f"\nfuzz Kafka: {len(records)} records -> {len(decisions)} decisions, {len(dead)} dead letters: "
+        + ", ".join(f"{r} {n}" for r, n in reasons.most_common())
+    )
     assert len(where) == len(records) and set(where.values()) == {1}  # each record exactly once
     assert len(decisions) > 100 and len(dead) > 100
     assert len(after) == len(decisions) + 1

@@ -18,7 +18,11 @@ from tests.support.server import POLICIES, running_server
 async def srv(tiny_model_dir):
     policies = POLICIES | {"hurried": {"version": "h-1", "timeout_ms": 100, "fail_mode": {"user": "open"}}}
     async with running_server(
-        tiny_model_dir, max_text_chars=500, max_batch_items=4, queue_size=3, policies=policies,
+        tiny_model_dir,
+        max_text_chars=500,
+        max_batch_items=4,
+        queue_size=3,
+        policies=policies,
         deadline_margin_ms=200,
     ) as running:
         yield running
@@ -49,13 +53,15 @@ async def test_invalid_check_is_invalid_argument_naming_the_field(srv, request_,
 async def test_invalid_batch_item_is_named_by_index(srv):
     batch = pb.CheckBatchRequest(requests=[pb.CheckRequest(text="fine"), pb.CheckRequest(text="")])
     assert await status_of(srv.stub.CheckBatch(batch)) == (
-        grpc.StatusCode.INVALID_ARGUMENT, "requests[1].text: must not be empty",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "requests[1].text: must not be empty",
     )
     code, message = await status_of(srv.stub.CheckBatch(pb.CheckBatchRequest()))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and message.startswith("requests:")
     too_many = pb.CheckBatchRequest(requests=[pb.CheckRequest(text="a")] * 5)
     assert await status_of(srv.stub.CheckBatch(too_many)) == (
-        grpc.StatusCode.INVALID_ARGUMENT, "requests: holds 5 requests; the limit is 4",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "requests: holds 5 requests; the limit is 4",
     )
 
 
@@ -94,7 +100,9 @@ async def test_a_caller_deadline_missed_gives_the_fail_mode_decision_in_time_and
     started = time.monotonic()
     closed = (await srv.stub.Check(pb.CheckRequest(text="too late"), timeout=1.0)).decision
     waited = time.monotonic() - started
-    opened = (await srv.stub.Check(pb.CheckRequest(text="too late, open", policy="open"), timeout=1.0)).decision
+    opened = (
+        await srv.stub.Check(pb.CheckRequest(text="too late, open", policy="open"), timeout=1.0)
+    ).decision
     assert waited < 1.0  # answered before the caller's deadline, not DEADLINE_EXCEEDED
     assert (closed.action, closed.degraded, closed.rule) == (pb.ACTION_BLOCK, True, "fail_closed")
     assert (opened.action, opened.degraded, opened.rule) == (pb.ACTION_ALLOW, True, "fail_open")
@@ -104,7 +112,11 @@ async def test_a_caller_deadline_missed_gives_the_fail_mode_decision_in_time_and
     assert not srv.classifier.scored("too late") and not srv.classifier.scored("too late, open")
     degraded = srv.engine.metrics.decisions.labels("block", "none", "user", "default", "grpc", "true")
     assert degraded._value.get() >= 1
-    span = next(s for s in srv.spans.get_finished_spans() if s.attributes.get("gen_ai.guardrail.security.policy.rule.id") == "fail_closed")
+    span = next(
+        s
+        for s in srv.spans.get_finished_spans()
+        if s.attributes.get("gen_ai.guardrail.security.policy.rule.id") == "fail_closed"
+    )
     assert span.attributes["guard.degraded"] is True
 
 
@@ -119,7 +131,9 @@ async def test_a_policy_timeout_decides_by_fail_mode_without_a_caller_deadline(s
 
 
 async def test_a_deadline_shorter_than_the_margin_is_decided_at_once(srv):
-    decision = (await srv.stub.Check(pb.CheckRequest(text="no time at all"), timeout=0.15)).decision  # under the 200 ms margin
+    decision = (
+        await srv.stub.Check(pb.CheckRequest(text="no time at all"), timeout=0.15)
+    ).decision  # under the 200 ms margin
     assert decision.degraded and decision.action == pb.ACTION_BLOCK
     assert not srv.classifier.scored("no time at all")
 
@@ -138,7 +152,10 @@ async def test_unexpected_error_is_internal_with_a_generic_message(srv, monkeypa
         raise RuntimeError("secret detail that must not reach the client")
 
     monkeypatch.setattr(srv.engine, "info", explode)
-    assert await status_of(srv.stub.GetInfo(pb.GetInfoRequest())) == (grpc.StatusCode.INTERNAL, "internal error")
+    assert await status_of(srv.stub.GetInfo(pb.GetInfoRequest())) == (
+        grpc.StatusCode.INTERNAL,
+        "internal error",
+    )
 
 
 async def test_a_stream_that_does_not_open_first_is_invalid_argument(srv):
@@ -187,7 +204,9 @@ async def test_bytes_that_are_not_a_request_message_are_invalid_argument(srv, pa
     assert err.value.details().startswith("message: not a valid guard.v1.StreamRequest message")
 
 
-@pytest.mark.parametrize("text", ["nul\x00byte", "bell\x07 and escape \x1b[31m", "mojibake \xe2\x80\x9d quote"])
+@pytest.mark.parametrize(
+    "text", ["nul\x00byte", "bell\x07 and escape \x1b[31m", "mojibake \xe2\x80\x9d quote"]
+)
 async def test_text_with_stray_control_characters_gets_a_decision(srv, text):
     response = await srv.stub.Check(pb.CheckRequest(text=text, policy="lists"))
     assert response.decision.action != pb.ACTION_UNSPECIFIED
@@ -207,7 +226,9 @@ async def test_a_stream_with_control_characters_in_its_deltas_is_decided(srv):
 async def test_a_message_over_the_size_limit_is_refused_before_it_is_parsed(srv):
     limit = max_message_bytes(srv.server.settings)  # from max_batch_items and max_text_chars
     raw = srv.channel.unary_unary("/guard.v1.GuardService/Check")
-    code, message = await status_of(raw(b"\x0a" + b"\xff" * (limit + 10), timeout=5))  # not even valid protobuf
+    code, message = await status_of(
+        raw(b"\x0a" + b"\xff" * (limit + 10), timeout=5)
+    )  # not even valid protobuf
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in message
     assert (await srv.stub.Check(pb.CheckRequest(text="fine"))).decision.action
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 
-import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -29,7 +28,9 @@ async def test_check_returns_a_full_decision(srv):
     assert d.model == info.model and d.rule == "default:allow" and not d.degraded
     assert sorted(c.category for c in d.categories) == sorted(info.labels)
     assert re.fullmatch(r"[0-9a-f]{32}", d.trace_id)
-    assert r.timing.inference_ms > 0 and r.timing.batch_size >= 1 and r.timing.total_ms >= r.timing.inference_ms
+    assert (
+        r.timing.inference_ms > 0 and r.timing.batch_size >= 1 and r.timing.total_ms >= r.timing.inference_ms
+    )
 
 
 async def test_block_reports_categories_and_reasons(srv):
@@ -64,7 +65,9 @@ async def test_block_and_allow_lists_decide_without_the_model(srv):
 
 async def test_check_batch_answers_in_request_order(srv):
     requests = [
-        pb.CheckRequest(text=f"message {i}", policy=("strict" if i % 3 == 0 else "default"), request_id=f"id-{i}")
+        pb.CheckRequest(
+            text=f"message {i}", policy=("strict" if i % 3 == 0 else "default"), request_id=f"id-{i}"
+        )
         for i in range(8)
     ]
     responses = (await srv.stub.CheckBatch(pb.CheckBatchRequest(requests=requests))).responses
@@ -82,7 +85,11 @@ async def test_get_info_lists_model_labels_and_policies(srv):
     assert list(info.labels) == srv.classifier.labels and info.multi_label
     assert info.model == srv.classifier.model_id and info.device == "cpu" and info.dtype == "float32"
     assert {p.name: p.version for p in info.policies} == {
-        "default": "d-1", "strict": "s-7", "llm-only": "l-2", "lists": "x-1", "open": "o-1",
+        "default": "d-1",
+        "strict": "s-7",
+        "llm-only": "l-2",
+        "lists": "x-1",
+        "open": "o-1",
     }
     assert info.default_policy == "default" and info.max_text_chars == 500 and info.max_batch_items == 8
 
@@ -104,7 +111,9 @@ async def test_reflection_lists_the_services(srv):
 
 async def test_many_concurrent_clients_are_all_answered(srv):
     async def one(i):
-        r = await srv.stub.Check(pb.CheckRequest(text=f"concurrent message {i} " * (i % 5 + 1), request_id=str(i)))
+        r = await srv.stub.Check(
+            pb.CheckRequest(text=f"concurrent message {i} " * (i % 5 + 1), request_id=str(i))
+        )
         return r.request_id
 
     before = len(srv.classifier.batches)

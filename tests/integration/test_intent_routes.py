@@ -46,7 +46,9 @@ async def test_default_model_routes_user_messages(text, route):
 async def test_llm_output_gets_no_intent_and_routing_can_be_switched_off():
     server = await serve_default()
     try:
-        (llm,) = await check_all(f"127.0.0.1:{server.port}", [pb.CheckRequest(text="refund my invoice", source=pb.SOURCE_LLM)])
+        (llm,) = await check_all(
+            f"127.0.0.1:{server.port}", [pb.CheckRequest(text="refund my invoice", source=pb.SOURCE_LLM)]
+        )
     finally:
         await server.stop(grace=1)
     assert not llm.HasField("intent")

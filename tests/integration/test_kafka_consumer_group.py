@@ -25,11 +25,16 @@ def engine(tiny_model_dir):
 
 
 def records(start: int, n: int):
-    return [(f"conv-{i % 13}".encode(), json_value(text=f"message {i} about my order", id=str(i)), []) for i in range(start, start + n)]
+    return [
+        (f"conv-{i % 13}".encode(), json_value(text=f"message {i} about my order", id=str(i)), [])
+        for i in range(start, start + n)
+    ]
 
 
 def coordinates(decisions) -> Counter:
-    return Counter((json.loads(d.value)["input"]["partition"], json.loads(d.value)["input"]["offset"]) for d in decisions)
+    return Counter(
+        (json.loads(d.value)["input"]["partition"], json.loads(d.value)["input"]["offset"]) for d in decisions
+    )
 
 
 def wait_until(condition, timeout: float = 30.0) -> bool:
@@ -44,8 +49,10 @@ def wait_until(condition, timeout: float = 30.0) -> bool:
 def test_two_consumers_split_the_partitions_and_decide_every_record_once(engine, kafka_bootstrap):
     topic, group = unique("split"), unique("g")
     create_topics(kafka_bootstrap, [topic], partitions=4)
-    with running_consumer(engine, kafka_bootstrap, [topic], group) as a, \
-            running_consumer(engine, kafka_bootstrap, [topic], group, wait_assigned=False) as b:
+    with (
+        running_consumer(engine, kafka_bootstrap, [topic], group) as a,
+        running_consumer(engine, kafka_bootstrap, [topic], group, wait_assigned=False) as b,
+    ):
         assert wait_until(lambda: a.partitions and b.partitions and len(a.partitions | b.partitions) == 4)
         assert not a.partitions & b.partitions
         n = produce(kafka_bootstrap, topic, records(0, 400))
@@ -72,7 +79,9 @@ def test_a_member_joining_mid_stream_loses_nothing(engine, kafka_bootstrap):
     with running_consumer(engine, kafka_bootstrap, [topic], group, max_poll_records=16) as a:
         producer.start()
         assert wait_until(lambda: a.records_read > 100)
-        with running_consumer(engine, kafka_bootstrap, [topic], group, max_poll_records=16, wait_assigned=False) as b:
+        with running_consumer(
+            engine, kafka_bootstrap, [topic], group, max_poll_records=16, wait_assigned=False
+        ) as b:
             assert wait_until(lambda: b.partitions)
             assert a.records_read < total  # B joined while A was still working through the stream
             producer.join(60)

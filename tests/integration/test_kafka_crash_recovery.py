@@ -14,7 +14,15 @@ import pytest
 from guard.engine import Engine
 from guard.settings import load_settings
 from tests.support.kafka import (
-    EXTERNAL_BOOTSTRAP, Broker, S3Storage, create_topics, json_value, produce, read_topic, running_consumer, unique,
+    EXTERNAL_BOOTSTRAP,
+    Broker,
+    S3Storage,
+    create_topics,
+    json_value,
+    produce,
+    read_topic,
+    running_consumer,
+    unique,
 )
 from tests.support.metrics import scrape_until, value
 from tests.support.process import free_port, start_guard_consume, wait_serving
@@ -24,7 +32,10 @@ TOTAL, CHUNK = 600, 20
 
 
 def records(start: int, n: int):
-    return [(f"conv-{i % 7}".encode(), json_value(text=f"where is my parcel number {i}", id=str(i)), []) for i in range(start, start + n)]
+    return [
+        (f"conv-{i % 7}".encode(), json_value(text=f"where is my parcel number {i}", id=str(i)), [])
+        for i in range(start, start + n)
+    ]
 
 
 class SlowProducer(threading.Thread):
@@ -40,9 +51,13 @@ class SlowProducer(threading.Thread):
             time.sleep(0.05)
 
 
-def decided(bootstrap: str, topic: str, expect: int, read_committed: bool = False, settle: float = 1.0) -> Counter:
+def decided(
+    bootstrap: str, topic: str, expect: int, read_committed: bool = False, settle: float = 1.0
+) -> Counter:
     out = read_topic(bootstrap, topic, expect, timeout=90, read_committed=read_committed, settle=settle)
-    return Counter((json.loads(r.value)["input"]["partition"], json.loads(r.value)["input"]["offset"]) for r in out)
+    return Counter(
+        (json.loads(r.value)["input"]["partition"], json.loads(r.value)["input"]["offset"]) for r in out
+    )
 
 
 def wait_for_decisions(bootstrap: str, topic: str, at_least: int, proc, timeout: float = 60.0) -> None:
@@ -56,10 +71,17 @@ def wait_for_decisions(bootstrap: str, topic: str, at_least: int, proc, timeout:
 
 def consume_settings(bootstrap: str, topic: str, group: str, **extra) -> dict:
     return {
-        "kafka_bootstrap_servers": bootstrap, "kafka_topics": topic, "kafka_group_id": group,
-        "kafka_decisions_topic": f"{group}.decisions", "kafka_dead_letter_topic": f"{group}.dlq",
-        "kafka_max_poll_records": 10, "kafka_max_in_flight_batches": 1, "routing": "false", "device": "cpu",
-        "warmup": "false", **extra,
+        "kafka_bootstrap_servers": bootstrap,
+        "kafka_topics": topic,
+        "kafka_group_id": group,
+        "kafka_decisions_topic": f"{group}.decisions",
+        "kafka_dead_letter_topic": f"{group}.dlq",
+        "kafka_max_poll_records": 10,
+        "kafka_max_in_flight_batches": 1,
+        "routing": "false",
+        "device": "cpu",
+        "warmup": "false",
+        **extra,
     }
 
 
@@ -87,7 +109,10 @@ def test_sigkill_mid_stream_then_restart_loses_no_record(tiny_model_dir, kafka_b
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
     duplicates = sum(seen.values()) - len(seen)
-    print(f"SIGKILL ({delivery}): {at_kill} decisions before the kill, {len(seen)}/{TOTAL} decided, {duplicates} duplicates")
+    print(
+        f"SIGKILL ({delivery}): {at_kill} decisions before the kill, {len(seen)}/{TOTAL} decided, "
+        f"{duplicates} duplicates"
+    )
     assert at_kill < TOTAL  # the kill landed mid-stream
     assert len(seen) == TOTAL  # no loss
     if eos:
@@ -97,7 +122,9 @@ def test_sigkill_mid_stream_then_restart_loses_no_record(tiny_model_dir, kafka_b
 
 
 @pytest.mark.slow
-def test_sigterm_mid_stream_commits_what_it_finished_and_a_restart_reprocesses_nothing(tiny_model_dir, kafka_bootstrap, tmp_path):
+def test_sigterm_mid_stream_commits_what_it_finished_and_a_restart_reprocesses_nothing(
+    tiny_model_dir, kafka_bootstrap, tmp_path
+):
     topic, group = unique("term"), unique("g")
     create_topics(kafka_bootstrap, [topic], partitions=2)
     settings = consume_settings(kafka_bootstrap, topic, group)
@@ -112,15 +139,21 @@ def test_sigterm_mid_stream_commits_what_it_finished_and_a_restart_reprocesses_n
     at_stop = decided(kafka_bootstrap, f"{group}.decisions", 0, settle=0.2)
     metrics_port, health_port = free_port(), free_port()
     second = start_guard_consume(
-        tiny_model_dir, tmp_path / "second.log", args=("--metrics-port", str(metrics_port)),
-        health_port=health_port, health_host="127.0.0.1", **settings
+        tiny_model_dir,
+        tmp_path / "second.log",
+        args=("--metrics-port", str(metrics_port)),
+        health_port=health_port,
+        health_host="127.0.0.1",
+        **settings,
     )
     try:
         wait_serving(health_port, second)  # the kubelet probe's view: model loaded, consumer running
         producer.join(60)
         seen = decided(kafka_bootstrap, f"{group}.decisions", TOTAL, settle=2.0)
-        metrics = scrape_until(metrics_port, lambda m: value(m, "guard_kafka_records_total", topic=topic)
-                               >= TOTAL - sum(at_stop.values()))
+        metrics = scrape_until(
+            metrics_port,
+            lambda m: value(m, "guard_kafka_records_total", topic=topic) >= TOTAL - sum(at_stop.values()),
+        )
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
@@ -129,7 +162,9 @@ def test_sigterm_mid_stream_commits_what_it_finished_and_a_restart_reprocesses_n
     assert len(seen) == TOTAL
     assert set(seen.values()) == {1}  # the in-flight batch was finished and committed: nothing twice
     # the restarted member's /metrics: exactly the records it decided, caught up, model ready
-    assert value(metrics, "guard_kafka_records_total", topic=topic, outcome="decided") == TOTAL - sum(at_stop.values())
+    assert value(metrics, "guard_kafka_records_total", topic=topic, outcome="decided") == TOTAL - sum(
+        at_stop.values()
+    )
     assert value(metrics, "guard_decisions_total", transport="kafka") == TOTAL - sum(at_stop.values())
     assert value(metrics, "guard_kafka_batches_total") >= 1 and value(metrics, "guard_ready") == 1
     assert value(metrics, "guard_kafka_consumer_lag", topic=topic) == 0
@@ -140,7 +175,11 @@ def test_sigterm_mid_stream_commits_what_it_finished_and_a_restart_reprocesses_n
 def test_the_consumer_reconnects_after_a_broker_restart_and_decides_every_record(tiny_model_dir):
     storage = S3Storage.start()
     broker = Broker(storage="s3://tansu/", env=storage.env()).start()
-    engine = Engine(load_settings(None, model=tiny_model_dir, device="cpu", policies=POLICIES, routing=False, warmup=False))
+    engine = Engine(
+        load_settings(
+            None, model=tiny_model_dir, device="cpu", policies=POLICIES, routing=False, warmup=False
+        )
+    )
     engine.start()
     topic, group = unique("restart"), unique("g")
     try:

@@ -27,8 +27,14 @@ UNSAFE = [
     "I will kill you and your whole family tonight",
     "where can I buy heroin online without getting caught",
 ]
-KAFKA_USER_ALLOW = {"action": "allow", "category": "none", "source": "user", "policy": "default",
-                    "transport": "kafka", "degraded": "false"}
+KAFKA_USER_ALLOW = {
+    "action": "allow",
+    "category": "none",
+    "source": "user",
+    "policy": "default",
+    "transport": "kafka",
+    "degraded": "false",
+}
 PRODUCER_TRACE = "0af7651916cd43dd8448eb211c80319c"
 PRODUCER_SPAN = "b7ad6b7169203331"
 
@@ -42,10 +48,14 @@ def spans():
 def engine(spans):
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    settings = load_settings(None, max_text_chars=2000, policies={
-        "default": {"version": "d-1", "default": {"flag": 0.5, "block": 0.7}},
-        "strict": {"version": "s-1", "default": {"flag": 0.0, "block": 0.0}},
-    })
+    settings = load_settings(
+        None,
+        max_text_chars=2000,
+        policies={
+            "default": {"version": "d-1", "default": {"flag": 0.5, "block": 0.7}},
+            "strict": {"version": "s-1", "default": {"flag": 0.0, "block": 0.0}},
+        },
+    )
     engine = Engine(settings, tracer=provider.get_tracer("guard"))
     engine.start()
     yield engine
@@ -56,10 +66,18 @@ def mixed_records():
     """(key, value, headers, expected) with expected = an action or a dead-letter reason."""
     records = []
     for i, text in enumerate(SAFE * 5):
-        records.append((f"conv-{i % 4}".encode(), json_value(text=text, id=f"s{i}", conversation_id=f"conv-{i % 4}"),
-                        [("origin", b"web")], "allow"))
+        records.append(
+            (
+                f"conv-{i % 4}".encode(),
+                json_value(text=text, id=f"s{i}", conversation_id=f"conv-{i % 4}"),
+                [("origin", b"web")],
+                "allow",
+            )
+        )
     for i, text in enumerate(UNSAFE * 2):
-        records.append((f"conv-{i % 4}".encode(), json_value(text=text, id=f"u{i}", source="user"), [], "block"))
+        records.append(
+            (f"conv-{i % 4}".encode(), json_value(text=text, id=f"u{i}", source="user"), [], "block")
+        )
     records.append((b"k-llm", json_value(text=SAFE[0], id="l0", source="llm", policy="strict"), [], "block"))
     records += [
         (b"k-bad1", b"\xff\xfe not utf-8", [("origin", b"batch")], "not_utf8"),
@@ -81,7 +99,9 @@ def test_every_record_gets_exactly_one_decision_or_dead_letter(engine, kafka_boo
     expected_decisions = sum(e in ("allow", "block", "flag") for *_, e in records)
     metric = engine.metrics.registry.get_sample_value
     decided_before = metric("guard_decisions_total", {**KAFKA_USER_ALLOW}) or 0.0
-    with running_consumer(engine, kafka_bootstrap, [topic], group, blocked_topic=f"{group}.blocked") as runner:
+    with running_consumer(
+        engine, kafka_bootstrap, [topic], group, blocked_topic=f"{group}.blocked"
+    ) as runner:
         decisions = read_topic(kafka_bootstrap, f"{group}.decisions", expected_decisions, settle=1.0)
         dead = read_topic(kafka_bootstrap, f"{group}.dlq", len(records) - expected_decisions, settle=0.5)
         blocked = read_topic(kafka_bootstrap, f"{group}.blocked", 1, settle=0.5)
@@ -141,7 +161,9 @@ def test_plain_text_values_are_decided_whole(engine, kafka_bootstrap):
     produce(kafka_bootstrap, topic, [(None, SAFE[1].encode(), []), (None, UNSAFE[1].encode(), [])])
     with running_consumer(engine, kafka_bootstrap, [topic], group, value_format="text"):
         decisions = read_topic(kafka_bootstrap, f"{group}.decisions", 2)
-    bodies = sorted((json.loads(d.value) for d in decisions), key=lambda b: b["input"]["offset"])  # input order
+    bodies = sorted(
+        (json.loads(d.value) for d in decisions), key=lambda b: b["input"]["offset"]
+    )  # input order
     actions = [b["decision"]["action"] for b in bodies]
     assert actions == ["ACTION_ALLOW", "ACTION_BLOCK"]
 
@@ -150,13 +172,17 @@ def test_the_producers_trace_continues_through_process_and_guardrail_spans(engin
     topic, group = unique("traced"), unique("g")
     create_topics(kafka_bootstrap, [topic])
     traceparent = f"00-{PRODUCER_TRACE}-{PRODUCER_SPAN}-01".encode()
-    produce(kafka_bootstrap, topic, [(b"k", json_value(text=UNSAFE[0], id="t1"), [("traceparent", traceparent)])])
+    produce(
+        kafka_bootstrap, topic, [(b"k", json_value(text=UNSAFE[0], id="t1"), [("traceparent", traceparent)])]
+    )
     spans.clear()
     with running_consumer(engine, kafka_bootstrap, [topic], group):
         [decision] = read_topic(kafka_bootstrap, f"{group}.decisions", 1)
     finished = spans.get_finished_spans()
     process = next(s for s in finished if s.name == f"process {topic}")
-    guardrail = next(s for s in finished if s.name == "apply_guardrail" and s.parent.span_id == process.context.span_id)
+    guardrail = next(
+        s for s in finished if s.name == "apply_guardrail" and s.parent.span_id == process.context.span_id
+    )
     assert process.kind == SpanKind.CONSUMER
     assert format(process.context.trace_id, "032x") == PRODUCER_TRACE
     assert format(process.parent.span_id, "016x") == PRODUCER_SPAN
@@ -172,12 +198,20 @@ def test_the_producers_trace_continues_through_process_and_guardrail_spans(engin
     assert not any(UNSAFE[0] in str(v) for s in (process, guardrail) for v in s.attributes.values())
 
 
-def test_exactly_once_commits_decisions_with_offsets_and_a_restart_reprocesses_nothing(engine, kafka_bootstrap):
+def test_exactly_once_commits_decisions_with_offsets_and_a_restart_reprocesses_nothing(
+    engine, kafka_bootstrap
+):
     topic, group = unique("eos"), unique("g")
     create_topics(kafka_bootstrap, [topic], partitions=2)
     n = 40
-    produce(kafka_bootstrap, topic, [(f"c{i}".encode(), json_value(text=SAFE[i % 4], id=str(i)), []) for i in range(n)])
-    with running_consumer(engine, kafka_bootstrap, [topic], group, delivery="exactly_once", max_poll_records=8):
+    produce(
+        kafka_bootstrap,
+        topic,
+        [(f"c{i}".encode(), json_value(text=SAFE[i % 4], id=str(i)), []) for i in range(n)],
+    )
+    with running_consumer(
+        engine, kafka_bootstrap, [topic], group, delivery="exactly_once", max_poll_records=8
+    ):
         first = read_topic(kafka_bootstrap, f"{group}.decisions", n, read_committed=True, settle=0.5)
     assert sorted(json.loads(d.value)["id"] for d in first) == sorted(str(i) for i in range(n))
     with running_consumer(engine, kafka_bootstrap, [topic], group, delivery="exactly_once") as again:

@@ -13,7 +13,9 @@ from tests.support.server import POLICIES
 
 
 def _engine(tiny_model_dir, **settings) -> Engine:
-    settings = load_settings(None, model=tiny_model_dir, device="cpu", routing=False, warmup=False, **settings)
+    settings = load_settings(
+        None, model=tiny_model_dir, device="cpu", routing=False, warmup=False, **settings
+    )
     engine = Engine(settings, RecordingClassifier.load(tiny_model_dir))
     engine.start()
     return engine
@@ -34,7 +36,9 @@ def test_a_model_failure_gives_degraded_fail_mode_decisions_per_policy(tiny_mode
             assert len(decisions) == 6
             # a policy timeout: the model is held past the policy's 150 ms
             engine.classifier.gate.clear()
-            produce(kafka_bootstrap, topic, [(b"k", json_value(text="slow", id="slow", policy="hurried"), [])])
+            produce(
+                kafka_bootstrap, topic, [(b"k", json_value(text="slow", id="slow", policy="hurried"), [])]
+            )
             late = read_topic(kafka_bootstrap, f"{group}.decisions", 7)
             engine.classifier.gate.set()
     finally:
@@ -44,11 +48,25 @@ def test_a_model_failure_gives_degraded_fail_mode_decisions_per_policy(tiny_mode
     failed = [b for i, b in bodies.items() if i != "slow" and b["degraded"]]
     assert failed, "the injected failure degraded no decision"
     for decision in failed:
-        want = ("ACTION_ALLOW", "fail_open") if decision["policy"] == "open" else ("ACTION_BLOCK", "fail_closed")
+        want = (
+            ("ACTION_ALLOW", "fail_open") if decision["policy"] == "open" else ("ACTION_BLOCK", "fail_closed")
+        )
         assert (decision["action"], decision["rule"]) == want
     slow = bodies["slow"]
     assert (slow["action"], slow["degraded"], slow["rule"]) == ("ACTION_ALLOW", True, "fail_open")
     assert "not scored before the deadline" in slow["reasons"][0]
     metric = engine.metrics.registry.get_sample_value
-    assert metric("guard_decisions_total", {"action": "block", "category": "none", "source": "user",
-                                            "policy": "default", "transport": "kafka", "degraded": "true"}) >= 1
+    assert (
+        metric(
+            "guard_decisions_total",
+            {
+                "action": "block",
+                "category": "none",
+                "source": "user",
+                "policy": "default",
+                "transport": "kafka",
+                "degraded": "true",
+            },
+        )
+        >= 1
+    )

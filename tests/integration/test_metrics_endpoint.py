@@ -24,7 +24,9 @@ async def test_calls_move_the_counters_and_histograms(tiny_model_dir):
 
         await srv.stub.Check(pb.CheckRequest(text="hello there"))  # default policy: allow
         await srv.stub.Check(pb.CheckRequest(text="anything", policy="strict", source=pb.SOURCE_LLM))  # block
-        await srv.stub.CheckBatch(pb.CheckBatchRequest(requests=[pb.CheckRequest(text="a"), pb.CheckRequest(text="b")]))
+        await srv.stub.CheckBatch(
+            pb.CheckBatchRequest(requests=[pb.CheckRequest(text="a"), pb.CheckRequest(text="b")])
+        )
         with pytest.raises(grpc.aio.AioRpcError) as bad:
             await srv.stub.Check(pb.CheckRequest(text=""))
         assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -47,15 +49,25 @@ async def test_calls_move_the_counters_and_histograms(tiny_model_dir):
     assert value(after, "guard_rpc_duration_seconds_count", method="Check") == 3
 
     assert value(after, "guard_decisions_total", transport="grpc") == 4
-    assert value(after, "guard_decisions_total", action="allow", policy="default", source="user", category="none") == 3
-    assert value(after, "guard_decisions_total", action="block", policy="strict", source="llm", transport="grpc") == 1
+    assert (
+        value(
+            after, "guard_decisions_total", action="allow", policy="default", source="user", category="none"
+        )
+        == 3
+    )
+    assert (
+        value(after, "guard_decisions_total", action="block", policy="strict", source="llm", transport="grpc")
+        == 1
+    )
     assert value(after, "guard_decisions_total", action="block", transport="stream") == 1
     assert value(after, "guard_decisions_total", degraded="true") == 0
     assert value(after, "guard_rejected_total", reason="invalid_argument") == 1
     assert value(after, "guard_rejected_total", reason="overloaded") == 3  # texts refused
 
     texts_scored = 4
-    assert value(after, "guard_queue_seconds_count") == texts_scored + value(after, "guard_stream_windows_total")
+    assert value(after, "guard_queue_seconds_count") == texts_scored + value(
+        after, "guard_stream_windows_total"
+    )
     assert value(after, "guard_tokenize_seconds_count") >= 1
     batches = value(after, "guard_inference_seconds_count")
     assert batches >= 3 and value(after, "guard_batch_size_count") == batches

@@ -23,9 +23,11 @@ pytestmark = pytest.mark.slow
 
 def _complete(spans) -> bool:
     names = [s.name for s in spans]
-    return names.count("apply_guardrail") >= 3 and "guard.batch" in names and sum(
-        n.startswith("/guard.v1.GuardService/") for n in names
-    ) >= 2
+    return (
+        names.count("apply_guardrail") >= 3
+        and "guard.batch" in names
+        and sum(n.startswith("/guard.v1.GuardService/") for n in names) >= 2
+    )
 
 
 @pytest.mark.parametrize("exporter", ["otlp_grpc", "otlp_http"])
@@ -33,19 +35,32 @@ def test_spans_reach_an_otlp_receiver_with_their_attributes_and_links(tiny_model
     receiver_cls = OtlpGrpcReceiver if exporter == "otlp_grpc" else OtlpHttpReceiver
     port = free_port()
     with receiver_cls() as receiver:
-        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_EXPORTER_OTLP_INSECURE": "true",
-               "OTEL_BSP_SCHEDULE_DELAY": "100"}
-        proc = start_guard_serve(tiny_model_dir, port, env=env, trace_exporter=exporter, service_name="guard-e2e")
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+        proc = start_guard_serve(
+            tiny_model_dir, port, env=env, trace_exporter=exporter, service_name="guard-e2e"
+        )
         try:
             wait_serving(port, proc)
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
                 health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
                 stub = guard_pb2_grpc.GuardServiceStub(channel)
                 metadata = (("traceparent", f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"),)
-                one = stub.Check(pb.CheckRequest(text=TEXT, request_id="chat-1"), metadata=metadata, timeout=30)
-                stub.CheckBatch(pb.CheckBatchRequest(requests=[
-                    pb.CheckRequest(text="hello there"), pb.CheckRequest(text="bye now", source=pb.SOURCE_LLM),
-                ]), timeout=30)
+                one = stub.Check(
+                    pb.CheckRequest(text=TEXT, request_id="chat-1"), metadata=metadata, timeout=30
+                )
+                stub.CheckBatch(
+                    pb.CheckBatchRequest(
+                        requests=[
+                            pb.CheckRequest(text="hello there"),
+                            pb.CheckRequest(text="bye now", source=pb.SOURCE_LLM),
+                        ]
+                    ),
+                    timeout=30,
+                )
             spans = receiver.store.wait_for(_complete)
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -64,7 +79,10 @@ def test_spans_reach_an_otlp_receiver_with_their_attributes_and_links(tiny_model
     assert a["gen_ai.guardrail.security.policy.id"] == "default"
     assert a["gen_ai.guardrail.security.policy.version"] == one.decision.policy_version
     assert a["gen_ai.guardrail.security.policy.rule.id"] == one.decision.rule
-    assert a["gen_ai.guardrail.verdict.type"] == pb.Action.Name(one.decision.action).removeprefix("ACTION_").lower()
+    assert (
+        a["gen_ai.guardrail.verdict.type"]
+        == pb.Action.Name(one.decision.action).removeprefix("ACTION_").lower()
+    )
     assert a["gen_ai.guardrail.target.type"] == "llm_input"
     assert a["gen_ai.request.model"] == one.decision.model
     assert a["gen_ai.guardrail.security.risk.category"] == one.decision.categories[0].category
@@ -72,7 +90,7 @@ def test_spans_reach_an_otlp_receiver_with_their_attributes_and_links(tiny_model
 
     # the decision links to the batch that scored it, and the batch links back to the decision
     batches = {s.span_id: s for s in spans if s.name == "guard.batch"}
-    (batch_trace, batch_id), = [link for link in decision.links if link[1] in batches]
+    ((batch_trace, batch_id),) = [link for link in decision.links if link[1] in batches]
     batch = batches[batch_id]
     assert batch.trace_id == batch_trace != CALLER_TRACE
     assert (CALLER_TRACE, decision.span_id) in batch.links
@@ -91,15 +109,22 @@ def test_the_standard_otel_variables_alone_configure_export(tiny_model_dir, prot
     receiver_cls = OtlpGrpcReceiver if protocol == "grpc" else OtlpHttpReceiver
     port = free_port()
     with receiver_cls() as receiver:
-        env = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
-               "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_EXPORTER_OTLP_INSECURE": "true",
-               "OTEL_SERVICE_NAME": "chat-guard", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test",
-               "OTEL_BSP_SCHEDULE_DELAY": "100"}
+        env = {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            "OTEL_SERVICE_NAME": "chat-guard",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
         proc = start_guard_serve(tiny_model_dir, port, env=env)
         try:
             wait_serving(port, proc)
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                guard_pb2_grpc.GuardServiceStub(channel).Check(pb.CheckRequest(text="hello there"), timeout=30)
+                guard_pb2_grpc.GuardServiceStub(channel).Check(
+                    pb.CheckRequest(text="hello there"), timeout=30
+                )
             spans = receiver.store.wait_for(lambda s: any(x.name == "apply_guardrail" for x in s))
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -8,6 +8,7 @@ import asyncio
 import collections
 import threading
 import time
+from typing import Self
 
 import grpc
 import pytest
@@ -43,7 +44,7 @@ class PeakRss:
         while not self._stop.wait(0.02):
             self.peak = max(self.peak, rss_mib(self.pid))
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -79,8 +80,14 @@ async def storm(address: str, rounds: int) -> tuple[collections.Counter, float]:
 @pytest.mark.slow
 def test_ten_times_overload_is_refused_at_once_memory_stays_bounded_and_the_server_recovers(tiny_model_dir):
     port, metrics_port = free_port(), free_port()
-    proc = start_guard_serve(tiny_model_dir, port, args=("--metrics-port", str(metrics_port)),
-                             max_concurrent_rpcs=MAX_CALLS, queue_size=QUEUE, routing="false")
+    proc = start_guard_serve(
+        tiny_model_dir,
+        port,
+        args=("--metrics-port", str(metrics_port)),
+        max_concurrent_rpcs=MAX_CALLS,
+        queue_size=QUEUE,
+        routing="false",
+    )
     address = f"127.0.0.1:{port}"
     try:
         wait_serving(port, proc)
@@ -93,9 +100,12 @@ def test_ten_times_overload_is_refused_at_once_memory_stays_bounded_and_the_serv
             codes_long, slowest = asyncio.run(storm(address, 8))
             elapsed = time.monotonic() - started
         calls = CLIENTS * 8
-        print(f"\noverload: {CLIENTS} clients x 8 calls against {MAX_CALLS} concurrent calls / queue {QUEUE}: "
-              f"{dict(codes_long)} in {elapsed:.1f} s, slowest answer {slowest:.2f} s; "
-              f"RSS baseline {baseline:.0f} MiB, peak {short.peak:.0f} MiB (2 rounds), {long.peak:.0f} MiB (8 rounds)")
+        print(
+            f"\noverload: {CLIENTS} clients x 8 calls against {MAX_CALLS} concurrent calls / queue {QUEUE}: "
+            f"{dict(codes_long)} in {elapsed:.1f} s, slowest answer {slowest:.2f} s; "
+            f"RSS baseline {baseline:.0f} MiB, peak {short.peak:.0f} MiB (2 rounds), {long.peak:.0f} MiB "
+            f"(8 rounds)"
+        )
         for codes in (codes_short, codes_long):
             assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED"}, codes  # no hang (DEADLINE_EXCEEDED), no error
             assert codes["OK"] > 0 and codes["RESOURCE_EXHAUSTED"] > 0
@@ -106,7 +116,9 @@ def test_ten_times_overload_is_refused_at_once_memory_stays_bounded_and_the_serv
         assert long.peak - baseline < 160, (baseline, long.peak)  # unbounded queue and calls: +358 MiB
         # recovered: an ordinary call is answered, nothing is left queued, refusals were counted
         with grpc.insecure_channel(address) as channel:
-            answer = guard_pb2_grpc.GuardServiceStub(channel).Check(pb.CheckRequest(text="after the storm"), timeout=10)
+            answer = guard_pb2_grpc.GuardServiceStub(channel).Check(
+                pb.CheckRequest(text="after the storm"), timeout=10
+            )
         assert answer.decision.action != pb.ACTION_UNSPECIFIED
         metrics = scrape(metrics_port)
         assert value(metrics, "guard_queue_depth") == 0

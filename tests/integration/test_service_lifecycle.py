@@ -26,7 +26,9 @@ def settings(**overrides):
 
 async def health_status(port: int) -> int:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        return (await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)).status
+        return (
+            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        ).status
 
 
 async def test_grpc_and_http_share_one_engine_start_together_and_drain_together(tiny_model_dir):
@@ -38,14 +40,18 @@ async def test_grpc_and_http_share_one_engine_start_together_and_drain_together(
     try:
         assert await health_status(grpc_server.port) == health_pb2.HealthCheckResponse.SERVING
         async with httpx.AsyncClient() as client:
-            answer = await client.post(f"http://127.0.0.1:{http.port}/v1/moderations", json={"input": "hello"})
+            answer = await client.post(
+                f"http://127.0.0.1:{http.port}/v1/moderations", json={"input": "hello"}
+            )
         assert answer.status_code == 200 and answer.json()["results"][0]["guard"]["policy_version"] == "t-1"
         assert http.app.engine is grpc_server.engine is engine
     finally:
         await service.stop(grace=1)
     with pytest.raises(httpx.TransportError):
         async with httpx.AsyncClient() as client:
-            await client.post(f"http://127.0.0.1:{http.port}/v1/moderations", json={"input": "hello"}, timeout=2)
+            await client.post(
+                f"http://127.0.0.1:{http.port}/v1/moderations", json={"input": "hello"}, timeout=2
+            )
     with pytest.raises(grpc.aio.AioRpcError):
         await health_status(grpc_server.port)
 

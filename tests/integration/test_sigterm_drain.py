@@ -57,8 +57,9 @@ def test_sigterm_under_load_loses_no_accepted_call(tiny_model_dir):
     call was refused before guard accepted it (UNAVAILABLE, or CANCELLED by the closing connection),
     and nothing failed or hung."""
     port = free_port()
-    proc = start_guard_serve(tiny_model_dir, port, max_wait_ms=50, grace_period_s=10, routing="false",
-                             trace_exporter="console")
+    proc = start_guard_serve(
+        tiny_model_dir, port, max_wait_ms=50, grace_period_s=10, routing="false", trace_exporter="console"
+    )
     log: list[str] = []
     reader = threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True)  # keep the pipe drained
     reader.start()
@@ -75,7 +76,9 @@ def test_sigterm_under_load_loses_no_accepted_call(tiny_model_dir):
                     n += 1
                     rid = f"{i}-{n}"
                     try:
-                        answer = stub.Check(pb.CheckRequest(text=f"load {i} {n} " * 20, request_id=rid), timeout=20)
+                        answer = stub.Check(
+                            pb.CheckRequest(text=f"load {i} {n} " * 20, request_id=rid), timeout=20
+                        )
                         assert answer.request_id == rid and answer.decision.action != pb.ACTION_UNSPECIFIED
                         outcomes[rid] = "OK"
                     except grpc.RpcError as err:

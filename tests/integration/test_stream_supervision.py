@@ -32,7 +32,12 @@ def policies():
 @pytest.fixture(scope="module")
 async def srv():
     async with running_server(
-        None, policies=policies(), tenant_policies={}, stream_idle_timeout_s=1.0, stream_max_chars=2000, max_streams=40,
+        None,
+        policies=policies(),
+        tenant_policies={},
+        stream_idle_timeout_s=1.0,
+        stream_max_chars=2000,
+        max_streams=40,
     ) as server:
         yield server
 
@@ -69,30 +74,44 @@ async def test_unsafe_text_mid_stream_is_blocked_and_nothing_after_it_was_releas
 
 
 THREATS_AFTER_BENIGN_TEXT = [
-    ("Thanks for contacting support! Your parcel left our depot this morning and should arrive on Thursday. "
-     "You can follow it with the tracking link in your confirmation email. "
-     "But if you keep wasting my time I will come to your house and break every bone in your body."),
-    ("Great question. Photosynthesis turns light, water and carbon dioxide into sugar and oxygen, and it happens "
-     "in the chloroplasts of leaf cells. Plants store the sugar as starch for later. "
-     "Now give me your address, because I am going to hunt you down and stab you."),
-    ("Here is a packing list for your hiking trip: water, snacks, a map, sunscreen and a light rain jacket. "
-     "Start early so you are back before dark, and tell someone your route. "
-     "Honestly, people like you deserve to be beaten to death, and I hope someone does it to you on that trail."),
+    (
+        "Thanks for contacting support! Your parcel left our depot this morning and should arrive on "
+        "Thursday. "
+        "You can follow it with the tracking link in your confirmation email. "
+        "But if you keep wasting my time I will come to your house and break every bone in your body."
+    ),
+    (
+        "Great question. Photosynthesis turns light, water and carbon dioxide into sugar and oxygen, and "
+        "it happens "
+        "in the chloroplasts of leaf cells. Plants store the sugar as starch for later. "
+        "Now give me your address, because I am going to hunt you down and stab you."
+    ),
+    (
+        "Here is a packing list for your hiking trip: water, snacks, a map, sunscreen and a light rain "
+        "jacket. "
+        "Start early so you are back before dark, and tell someone your route. "
+        "Honestly, people like you deserve to be beaten to death, and I hope someone does it to you on "
+        "that trail."
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    "text, core", zip(THREATS_AFTER_BENIGN_TEXT, ("break every bone", "stab you", "beaten to death")),
+    "text, core",
+    zip(THREATS_AFTER_BENIGN_TEXT, ("break every bone", "stab you", "beaten to death")),
     ids=["support", "science", "travel"],
 )
 async def test_a_threat_after_benign_sentences_is_judged_in_a_stream_at_least_as_alone(srv, text, core):
     """Release 2 only FLAGged such a stream while the threat alone was BLOCKed. The windows see the
     threat whole, so the stream's decision is at least the threat sentence's own; a BLOCK stops
     the stream before the threat is shown."""
-    threat = text[text.rindex(". ") + 2:]
+    threat = text[text.rindex(". ") + 2 :]
     alone = await srv.stub.Check(pb.CheckRequest(text=threat, source=pb.SOURCE_LLM))
     final = final_of(await run_stream(srv.stub, cut(text, 5)))
-    assert final.decision.action >= max(alone.decision.action, pb.ACTION_FLAG), (alone.decision, final.decision)
+    assert final.decision.action >= max(alone.decision.action, pb.ACTION_FLAG), (
+        alone.decision,
+        final.decision,
+    )
     if final.decision.action == pb.ACTION_BLOCK:
         assert core not in text[: final.released_until]
 
@@ -133,8 +152,14 @@ async def test_the_decision_does_not_depend_on_the_chunk_size(srv, text):
     for chunks in (cut(text, 1), token_pieces(text), cut(text, 7), sentences(text)):
         assert "".join(chunks) == text
         final = final_of(await run_stream(srv.stub, chunks))
-        finals.append((final.decision.action, final.decision.rule, final.released_until,
-                       [round(c.score, 4) for c in final.decision.categories]))
+        finals.append(
+            (
+                final.decision.action,
+                final.decision.rule,
+                final.released_until,
+                [round(c.score, 4) for c in final.decision.categories],
+            )
+        )
     assert all(f == finals[0] for f in finals), finals
 
 
@@ -234,7 +259,7 @@ async def test_the_client_helper_yields_released_text_and_raises_on_block(srv):
         with grpc.insecure_channel(srv.address) as channel:
             try:
                 for piece in supervise(channel, iter(cut(text, 6)), on_decision=decisions.append):
-                    shown.append(piece)
+                    shown.append(piece)  # noqa: PERF402 - one by one: pieces shown before StreamBlocked stay
             except StreamBlocked as blocked:
                 return "".join(shown), blocked
         return "".join(shown), decisions
@@ -257,12 +282,14 @@ async def test_the_readme_example_runs_and_is_stopped_by_guard(srv):
 
     readme = Path(__file__).resolve().parents[2] / "README.md"
     section = readme.read_text().split("## Supervising LLM streams", 1)[1].split("\n## ", 1)[0]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1).replace("127.0.0.1:50051", srv.address)
+    code = (
+        re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1).replace("127.0.0.1:50051", srv.address)
+    )
     out = io.StringIO()
 
     def run():
         with contextlib.redirect_stdout(out):
-            exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+            exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})  # noqa: S102 - README's own example
 
     await asyncio.to_thread(run)
     printed = out.getvalue()

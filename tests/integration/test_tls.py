@@ -34,7 +34,9 @@ async def check(channel: grpc.aio.Channel):
 
 
 async def test_tls_serves_encrypted_calls_and_refuses_plaintext(tiny_model_dir, pki):
-    async with running_server(tiny_model_dir, tls_cert_file=pki.server_cert, tls_key_file=pki.server_key) as srv:
+    async with running_server(
+        tiny_model_dir, tls_cert_file=pki.server_cert, tls_key_file=pki.server_key
+    ) as srv:
         async with secure_channel(srv.address, pki) as channel:
             assert (await check(channel)).decision.policy == "default"
         async with grpc.aio.insecure_channel(srv.address) as plain:
@@ -44,8 +46,9 @@ async def test_tls_serves_encrypted_calls_and_refuses_plaintext(tiny_model_dir, 
 
 
 async def test_mutual_tls_needs_a_client_certificate_from_the_configured_ca(tiny_model_dir, pki):
-    async with running_server(tiny_model_dir, tls_cert_file=pki.server_cert, tls_key_file=pki.server_key,
-                              tls_client_ca_file=pki.ca) as srv:
+    async with running_server(
+        tiny_model_dir, tls_cert_file=pki.server_cert, tls_key_file=pki.server_key, tls_client_ca_file=pki.ca
+    ) as srv:
         async with secure_channel(srv.address, pki, pki.client_cert, pki.client_key) as channel:
             assert (await check(channel)).decision.action
         for cert, key in ((None, None), (pki.other_client_cert, pki.other_client_key)):
@@ -56,8 +59,9 @@ async def test_mutual_tls_needs_a_client_certificate_from_the_configured_ca(tiny
 
 
 async def test_the_health_port_answers_in_plaintext_and_serves_nothing_else(tiny_model_dir, pki):
-    async with running_server(tiny_model_dir, tls_cert_file=pki.server_cert, tls_key_file=pki.server_key,
-                              health_port=0) as srv:
+    async with running_server(
+        tiny_model_dir, tls_cert_file=pki.server_cert, tls_key_file=pki.server_key, health_port=0
+    ) as srv:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.server.health_port}") as channel:
             r = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
             assert r.status == health_pb2.HealthCheckResponse.SERVING

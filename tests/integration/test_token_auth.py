@@ -46,9 +46,16 @@ async def test_calls_need_a_valid_token_and_health_needs_none(tiny_model_dir, to
     async with running_server(tiny_model_dir, auth_token_file=token_file, metrics_port=0) as srv:
         request = pb.CheckRequest(text="hello")
         assert await code_of(srv.stub.Check(request, metadata=bearer("tok-a"))) == grpc.StatusCode.OK
-        for metadata in ((), bearer("tok-b"), bearer("tok-a-longer"), (("authorization", "Basic tok-a"),),
-                         bearer("")):
-            assert await code_of(srv.stub.Check(request, metadata=metadata)) == grpc.StatusCode.UNAUTHENTICATED
+        for metadata in (
+            (),
+            bearer("tok-b"),
+            bearer("tok-a-longer"),
+            (("authorization", "Basic tok-a"),),
+            bearer(""),
+        ):
+            assert (
+                await code_of(srv.stub.Check(request, metadata=metadata)) == grpc.StatusCode.UNAUTHENTICATED
+            )
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await srv.stub.GetInfo(pb.GetInfoRequest())
         assert err.value.details().startswith("missing or invalid bearer token")
@@ -60,7 +67,8 @@ async def test_calls_need_a_valid_token_and_health_needs_none(tiny_model_dir, to
         raw = srv.channel.unary_unary("/guard.v1.GuardService/Check")
         assert await code_of(raw(b"\xff\xff")) == grpc.StatusCode.UNAUTHENTICATED
         reflection = reflection_pb2_grpc.ServerReflectionStub(srv.channel).ServerReflectionInfo(
-            iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await reflection.read()
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -82,7 +90,10 @@ async def test_tokens_rotate_through_the_file_without_a_restart(tiny_model_dir, 
         token_file.write_text("tok-b\n")  # retire the old one
         os.utime(token_file, ns=(time.time_ns(), time.time_ns() + 2_000_000))
         await asyncio.sleep(1.1)
-        assert await code_of(srv.stub.Check(request, metadata=bearer("tok-a"))) == grpc.StatusCode.UNAUTHENTICATED
+        assert (
+            await code_of(srv.stub.Check(request, metadata=bearer("tok-a")))
+            == grpc.StatusCode.UNAUTHENTICATED
+        )
         assert await code_of(srv.stub.Check(request, metadata=bearer("tok-b"))) == grpc.StatusCode.OK
         token_file.write_text("")  # an emptied file is a mistake: the last tokens stay
         os.utime(token_file, ns=(time.time_ns(), time.time_ns() + 3_000_000))
@@ -93,15 +104,19 @@ async def test_tokens_rotate_through_the_file_without_a_restart(tiny_model_dir, 
 async def test_a_token_from_the_environment_over_mutual_tls(tiny_model_dir, tmp_path, monkeypatch):
     pki = make_pki(tmp_path / "pki")
     monkeypatch.setenv("GUARD_AUTH_TOKEN", "env-token")
-    async with running_server(tiny_model_dir, tls_cert_file=pki.server_cert, tls_key_file=pki.server_key,
-                              tls_client_ca_file=pki.ca) as srv:
+    async with running_server(
+        tiny_model_dir, tls_cert_file=pki.server_cert, tls_key_file=pki.server_key, tls_client_ca_file=pki.ca
+    ) as srv:
         assert srv.server.settings.auth_token.get_secret_value() == "env-token"
         assert "env-token" not in repr(srv.server.settings)
         async with secure_channel(srv.address, pki, pki.client_cert, pki.client_key) as channel:
             stub = guard_pb2_grpc.GuardServiceStub(channel)
             ok = await stub.Check(pb.CheckRequest(text="hello"), metadata=bearer("env-token"), timeout=10)
             assert ok.decision.action
-            assert await code_of(stub.Check(pb.CheckRequest(text="hello"), timeout=10)) == grpc.StatusCode.UNAUTHENTICATED
+            assert (
+                await code_of(stub.Check(pb.CheckRequest(text="hello"), timeout=10))
+                == grpc.StatusCode.UNAUTHENTICATED
+            )
 
 
 def test_token_settings_are_validated(tmp_path):

@@ -48,7 +48,9 @@ def hold(classifier, batcher):
 def test_concurrent_submissions_share_batches_on_the_model_thread(classifier):
     b = make(classifier, max_wait_ms=50)
     futures = []
-    threads = [threading.Thread(target=lambda i=i: futures.extend(b.submit([f"text number {i}"]))) for i in range(40)]
+    threads = [
+        threading.Thread(target=lambda i=i: futures.extend(b.submit([f"text number {i}"]))) for i in range(40)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -189,9 +191,13 @@ def test_unpadded_batches_mix_lengths_in_one_pass_within_the_real_token_budget(u
     texts, results = interleaved_behind_a_held_thread(classifier, 20)
     passes = classifier.batches[1:]
     assert all(sum(len(w) for w in batch) <= 1024 for batch in passes)  # real tokens, not rows x longest
-    assert any(min(map(len, batch)) < 10 and max(map(len, batch)) > 90 for batch in passes)  # no padding to fear
+    assert any(
+        min(map(len, batch)) < 10 and max(map(len, batch)) > 90 for batch in passes
+    )  # no padding to fear
     total = sum(len(w) for ws in classifier.encode(texts) for w in ws)
-    assert len(passes) <= -(-total // 1024) + 1  # about as few passes as the budget allows, not one per length
+    assert (
+        len(passes) <= -(-total // 1024) + 1
+    )  # about as few passes as the budget allows, not one per length
     assert results[0].scores == results[2].scores  # identical texts, identical scores wherever they ran
 
 

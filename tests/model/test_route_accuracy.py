@@ -7,7 +7,14 @@ from guard.training.routes_eval import DEFAULT_ROUTES, HELDOUT, evaluate_routes,
 
 def test_default_routes_are_the_customer_support_set_with_a_dozen_examples_each():
     routes, threshold = load_routes()
-    assert list(routes) == ["billing", "technical_support", "account_access", "sales", "human_agent", "smalltalk"]
+    assert list(routes) == [
+        "billing",
+        "technical_support",
+        "account_access",
+        "sales",
+        "human_agent",
+        "smalltalk",
+    ]
     assert all(len(r.examples) >= 12 for r in routes.values())
     assert 0 < threshold < 1
 

@@ -31,7 +31,12 @@ def test_tiny_training_run_writes_a_loadable_model_and_eval_writes_a_report(tmp_
             assert t["flag"] is None or 0.0 <= t["flag"] <= t["block"] <= 1.0
     assert picked["llm"]["prompt_injection"]["flag"] is None
     assert {r["set"] for r in summary["benchmarks"]} == {
-        "xstest", "xstest-answers", "openai-moderation", "simple-safety-tests", "hatecheck"}
+        "xstest",
+        "xstest-answers",
+        "openai-moderation",
+        "simple-safety-tests",
+        "hatecheck",
+    }
     assert len(summary["robustness"]) == 8 and summary["in_context"]
     report = (tmp_path / "report" / "report.md").read_text()
     assert all(label in report for _, label, _ in TARGETS)
@@ -47,12 +52,16 @@ def test_training_is_reproducible_with_a_fixed_seed_and_runs_average_into_a_soup
     from guard.training.soup import soup
 
     def tiny(name, seed=13):
-        cfg = TrainConfig(output=tmp_path / name, limit=6, epochs=1, mine_after=0, trainable_layers=1, seed=seed)
+        cfg = TrainConfig(
+            output=tmp_path / name, limit=6, epochs=1, mine_after=0, trainable_layers=1, seed=seed
+        )
         return train(cfg, log=lambda *_: None)
 
     a, b, c = tiny("a"), tiny("b"), tiny("c", seed=14)
     text = ["reproducible scores please"]
-    assert Classifier.from_path(a, device="cpu").score(text) == Classifier.from_path(b, device="cpu").score(text)
+    assert Classifier.from_path(a, device="cpu").score(text) == Classifier.from_path(b, device="cpu").score(
+        text
+    )
 
     mixed = soup(tmp_path / "soup", [a, c])
     wa, wc, ws = (load_file(d / "model.safetensors") for d in (a, c, mixed))

@@ -11,7 +11,7 @@ from transformers import AutoTokenizer, RobertaConfig, RobertaForSequenceClassif
 
 from guard.model import Classifier
 from guard.unpadded import build_layout
-from tests.support.models import _label_kwargs, SAFETY_LABELS, minilm_dir
+from tests.support.models import SAFETY_LABELS, _label_kwargs, minilm_dir
 
 TEXTS = [
     "hi",
@@ -26,7 +26,9 @@ TEXTS = [
 
 def both(folder, **kwargs) -> tuple[Classifier, Classifier]:
     unpadded = Classifier.from_path(folder, device="cpu", **kwargs)
-    padded = Classifier(unpadded.model, unpadded.tokenizer, unpadded.model_id, unpadded.placement, unpadded=False, **kwargs)
+    padded = Classifier(
+        unpadded.model, unpadded.tokenizer, unpadded.model_id, unpadded.placement, unpadded=False, **kwargs
+    )
     return unpadded, padded
 
 
@@ -49,7 +51,9 @@ def test_minilm_unpadded_scores_equal_the_padded_pass(minilm_model_dir):
 
 def test_single_label_softmax_and_equal_length_windows(tiny_single_label_dir):
     unpadded, padded = both(tiny_single_label_dir, max_window_tokens=32, overlap_tokens=8)
-    windows = windows_of(unpadded, [" ".join(f"w{i}" for i in range(300))])[:-1]  # full windows: all one length
+    windows = windows_of(unpadded, [" ".join(f"w{i}" for i in range(300))])[
+        :-1
+    ]  # full windows: all one length
     assert len({len(w) for w in windows}) == 1
     probs = unpadded.forward(windows)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
@@ -80,8 +84,13 @@ def test_default_model_with_routing_gives_the_same_scores_and_embeddings_unpadde
 def test_other_architectures_run_padded_and_still_score(tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
     config = RobertaConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=130, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        pad_token_id=tokenizer.pad_token_id,
         **_label_kwargs(SAFETY_LABELS, True),
     )
     torch.manual_seed(0)

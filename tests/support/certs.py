@@ -30,20 +30,31 @@ def _name(cn: str) -> x509.Name:
 
 
 def _issue(subject: str, issuer_name: x509.Name, issuer_key, key, *, ca=False, server=False):
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(subject)).issuer_name(issuer_name).public_key(key.public_key())
+        .subject_name(_name(subject))
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
     elif not ca:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -51,8 +62,11 @@ def _write(path: Path, cert=None, key=None) -> Path:
     if cert is not None:
         path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     else:
-        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
     return path
 
 
@@ -66,7 +80,10 @@ def make_pki(folder: Path) -> Pki:
     other = _issue("intruder", _name("other CA"), other_ca_key, other_key)
     return Pki(
         ca=_write(folder / "ca.crt", cert=ca),
-        server_cert=_write(folder / "tls.crt", cert=server), server_key=_write(folder / "tls.key", key=server_key),
-        client_cert=_write(folder / "client.crt", cert=client), client_key=_write(folder / "client.key", key=client_key),
-        other_client_cert=_write(folder / "other.crt", cert=other), other_client_key=_write(folder / "other.key", key=other_key),
+        server_cert=_write(folder / "tls.crt", cert=server),
+        server_key=_write(folder / "tls.key", key=server_key),
+        client_cert=_write(folder / "client.crt", cert=client),
+        client_key=_write(folder / "client.key", key=client_key),
+        other_client_cert=_write(folder / "other.crt", cert=other),
+        other_client_key=_write(folder / "other.key", key=other_key),
     )

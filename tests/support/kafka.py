@@ -55,7 +55,7 @@ class Broker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, attempts: int = 5) -> "Broker":
+    def start(self, attempts: int = 5) -> Broker:
         for _ in range(attempts):
             port = self.port or free_port()
             if self._launch(port):
@@ -68,9 +68,19 @@ class Broker:
     def _launch(self, port: int) -> bool:
         url = f"tcp://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", self.storage],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                self.storage,
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -105,12 +115,14 @@ class S3Storage:
     port: int
 
     @classmethod
-    def start(cls) -> "S3Storage":
+    def start(cls) -> S3Storage:
         port = free_port()
         exe = shutil.which("moto_server")
         if exe is None:
             raise RuntimeError("moto_server is not installed (pip install 'moto[server]')")
-        proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 30
         while not _port_open(port):
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -120,7 +132,9 @@ class S3Storage:
         storage = cls(proc, port)
         import urllib.request
 
-        urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/tansu", method="PUT"), timeout=10)
+        urllib.request.urlopen(
+            urllib.request.Request(f"http://127.0.0.1:{port}/tansu", method="PUT"), timeout=10
+        )
         return storage
 
     def env(self) -> dict[str, str]:
@@ -174,7 +188,12 @@ def json_value(**fields) -> bytes:
 
 
 def read_topic(
-    bootstrap: str, topic: str, expect: int, timeout: float = 60.0, read_committed: bool = False, settle: float = 0.0
+    bootstrap: str,
+    topic: str,
+    expect: int,
+    timeout: float = 60.0,
+    read_committed: bool = False,
+    settle: float = 0.0,
 ) -> list:
     """Every record of `topic` from the beginning, once `expect` arrived (or the timeout passed);
     `settle` seconds more are read after that, so extra (duplicate) records are seen too."""
@@ -220,8 +239,12 @@ def running_consumer(engine, bootstrap: str, topics, group: str, wait_assigned: 
     from consumers.runner import KafkaRunner
 
     values = {
-        "bootstrap_servers": bootstrap, "topics": topics, "group_id": group,
-        "decisions_topic": f"{group}.decisions", "dead_letter_topic": f"{group}.dlq", **kafka,
+        "bootstrap_servers": bootstrap,
+        "topics": topics,
+        "group_id": group,
+        "decisions_topic": f"{group}.decisions",
+        "dead_letter_topic": f"{group}.dlq",
+        **kafka,
     }
     settings = engine.settings.model_copy(update={f"kafka_{k}": v for k, v in values.items()})
     runner = KafkaRunner(engine, settings=settings)

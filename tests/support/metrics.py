@@ -17,7 +17,8 @@ def scrape(port: int, host: str = "127.0.0.1") -> Samples:
         text = response.read().decode()
     return {
         (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text) for s in family.samples
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
     }
 
 

@@ -60,7 +60,9 @@ def build_tiny_bert(
     return path
 
 
-def build_minilm_classifier(path: Path, labels=SAFETY_LABELS, multi_label: bool = True, seed: int = 0) -> Path:
+def build_minilm_classifier(
+    path: Path, labels=SAFETY_LABELS, multi_label: bool = True, seed: int = 0
+) -> Path:
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(
         minilm_dir(), local_files_only=True, **_label_kwargs(labels, multi_label)
@@ -83,9 +85,16 @@ def build_tiny_chat_lm(path: Path, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)

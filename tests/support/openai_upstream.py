@@ -68,8 +68,17 @@ class ScriptedUpstream:
                     return JSONResponse({}, 499)
                 await asyncio.sleep(0.02)
         if s.status != 200:
-            return JSONResponse({"error": {"message": f"scripted failure {s.status}", "type": "server_error",
-                                           "param": None, "code": f"scripted_{s.status}"}}, s.status)
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": f"scripted failure {s.status}",
+                        "type": "server_error",
+                        "param": None,
+                        "code": f"scripted_{s.status}",
+                    }
+                },
+                s.status,
+            )
         chat = request.url.path.endswith("/chat/completions")
         model = body.get("model", "scripted")
         if body.get("stream"):
@@ -79,18 +88,36 @@ class ScriptedUpstream:
 
     async def _stream(self, chat: bool, model: str, body: dict):
         s = self.script
-        base = {"id": "chatcmpl-scripted" if chat else "cmpl-scripted",
-                "object": "chat.completion.chunk" if chat else "text_completion",
-                "created": int(time.time()), "model": model}
+        base = {
+            "id": "chatcmpl-scripted" if chat else "cmpl-scripted",
+            "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": model,
+        }
         pieces = [s.answer[i : i + s.chunk_chars] for i in range(0, len(s.answer), s.chunk_chars)]
         try:
             for index in range(s.n):
                 if chat:
-                    yield _sse({**base, "choices": [{"index": index, "delta": {"role": "assistant", "content": ""},
-                                                     "logprobs": None, "finish_reason": None}]})
+                    yield _sse(
+                        {
+                            **base,
+                            "choices": [
+                                {
+                                    "index": index,
+                                    "delta": {"role": "assistant", "content": ""},
+                                    "logprobs": None,
+                                    "finish_reason": None,
+                                }
+                            ],
+                        }
+                    )
             for piece in pieces:
                 for index in range(s.n):
-                    choice = ({"index": index, "delta": {"content": piece}} if chat else {"index": index, "text": piece})
+                    choice = (
+                        {"index": index, "delta": {"content": piece}}
+                        if chat
+                        else {"index": index, "text": piece}
+                    )
                     yield _sse({**base, "choices": [{**choice, "logprobs": None, "finish_reason": None}]})
                     self.chunks_sent += 1
                 await asyncio.sleep(s.pause_s)
@@ -98,8 +125,17 @@ class ScriptedUpstream:
                 choice = {"index": index, "delta": {}} if chat else {"index": index, "text": ""}
                 yield _sse({**base, "choices": [{**choice, "logprobs": None, "finish_reason": "stop"}]})
             if (body.get("stream_options") or {}).get("include_usage"):
-                yield _sse({**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": len(pieces),
-                                                              "total_tokens": 5 + len(pieces)}})
+                yield _sse(
+                    {
+                        **base,
+                        "choices": [],
+                        "usage": {
+                            "prompt_tokens": 5,
+                            "completion_tokens": len(pieces),
+                            "total_tokens": 5 + len(pieces),
+                        },
+                    }
+                )
             yield b"data: [DONE]\n\n"
             self.completed.set()
         except (asyncio.CancelledError, GeneratorExit):
@@ -108,15 +144,21 @@ class ScriptedUpstream:
 
     async def _models(self, request: Request):
         self.requests.append(Recorded(request.url.path, dict(request.headers), {}))
-        return JSONResponse({"object": "list", "data": [{"id": "scripted", "object": "model", "created": 0,
-                                                         "owned_by": "tests"}]})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [{"id": "scripted", "object": "model", "created": 0, "owned_by": "tests"}],
+            }
+        )
 
     def app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/v1/chat/completions", self._completion, methods=["POST"]),
-            Route("/v1/completions", self._completion, methods=["POST"]),
-            Route("/v1/models", self._models, methods=["GET"]),
-        ])
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._completion, methods=["POST"]),
+                Route("/v1/completions", self._completion, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
 
 
 def _sse(payload: dict) -> bytes:
@@ -125,22 +167,36 @@ def _sse(payload: dict) -> bytes:
 
 def _whole(chat: bool, model: str, answer: str, n: int) -> dict:
     if chat:
-        choices = [{"index": i, "message": {"role": "assistant", "content": answer}, "logprobs": None,
-                    "finish_reason": "stop"} for i in range(n)]
+        choices = [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": answer},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+            for i in range(n)
+        ]
     else:
         choices = [{"index": i, "text": answer, "logprobs": None, "finish_reason": "stop"} for i in range(n)]
-    return {"id": "chatcmpl-scripted" if chat else "cmpl-scripted",
-            "object": "chat.completion" if chat else "text_completion", "created": int(time.time()),
-            "model": model, "choices": choices,
-            "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14}}
+    return {
+        "id": "chatcmpl-scripted" if chat else "cmpl-scripted",
+        "object": "chat.completion" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14},
+    }
 
 
 @contextlib.asynccontextmanager
 async def scripted_upstream():
     """Yields (upstream, base_url) with the server listening on a free loopback port."""
     upstream = ScriptedUpstream()
-    server = uvicorn.Server(uvicorn.Config(upstream.app(), host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="off", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            upstream.app(), host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False
+        )
+    )
     server.install_signal_handlers = lambda: None
     task = asyncio.create_task(server.serve())
     for _ in range(500):

@@ -7,6 +7,7 @@ import threading
 from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -38,13 +39,19 @@ def flatten(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Receiv
         resource = {a.key: _value(a.value) for a in rs.resource.attributes}
         for ss in rs.scope_spans:
             for s in ss.spans:
-                out.append(ReceivedSpan(
-                    name=s.name, trace_id=s.trace_id.hex(), span_id=s.span_id.hex(),
-                    parent_span_id=s.parent_span_id.hex(), kind=s.kind,
-                    attributes={a.key: _value(a.value) for a in s.attributes},
-                    links=[(link.trace_id.hex(), link.span_id.hex()) for link in s.links],
-                    service=resource.get("service.name", ""), resource=resource,
-                ))
+                out.append(
+                    ReceivedSpan(
+                        name=s.name,
+                        trace_id=s.trace_id.hex(),
+                        span_id=s.span_id.hex(),
+                        parent_span_id=s.parent_span_id.hex(),
+                        kind=s.kind,
+                        attributes={a.key: _value(a.value) for a in s.attributes},
+                        links=[(link.trace_id.hex(), link.span_id.hex()) for link in s.links],
+                        service=resource.get("service.name", ""),
+                        resource=resource,
+                    )
+                )
     return out
 
 
@@ -79,11 +86,11 @@ class OtlpGrpcReceiver(trace_service_pb2_grpc.TraceServiceServicer):
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.endpoint = f"http://127.0.0.1:{self.port}"
 
-    def Export(self, request, context):  # noqa: N802 - the gRPC method name
+    def Export(self, request, context):
         self.store.add(request)
         return trace_service_pb2.ExportTraceServiceResponse()
 
-    def __enter__(self) -> "OtlpGrpcReceiver":
+    def __enter__(self) -> Self:
         self.server.start()
         return self
 
@@ -98,7 +105,7 @@ class OtlpHttpReceiver:
         store = self.store = _Store()
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.path == "/v1/traces":
                     store.add(trace_service_pb2.ExportTraceServiceRequest.FromString(body))
@@ -117,7 +124,7 @@ class OtlpHttpReceiver:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "OtlpHttpReceiver":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

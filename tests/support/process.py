@@ -48,7 +48,10 @@ def wait_serving(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> No
             if proc.poll() is not None:
                 raise RuntimeError(f"guard serve exited early:\n{proc.stdout.read()}")
             try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                if (
+                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
                     return
             except grpc.RpcError:
                 pass
@@ -58,8 +61,12 @@ def wait_serving(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> No
 
 def run_guard(*args: str, timeout: float = 120, **settings) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "guard", *args], env=guard_env(**settings), capture_output=True, text=True,
+        [sys.executable, "-m", "guard", *args],
+        env=guard_env(**settings),
+        capture_output=True,
+        text=True,
         timeout=timeout,
+        check=False,
     )
 
 
@@ -70,7 +77,9 @@ def start_guard_consume(model_dir, log_path, args: tuple[str, ...] = (), **setti
     log = open(log_path, "wb")  # noqa: SIM115 - owned by the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "guard", "consume", *model],
-        env=guard_env(**settings), stdout=log, stderr=subprocess.STDOUT,
+        env=guard_env(**settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     log.close()
     return proc

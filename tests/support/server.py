@@ -20,8 +20,17 @@ POLICIES = {
     # scores of an untrained model mean nothing: these policies make outcomes deterministic
     "default": {"version": "d-1", "default": {"flag": None, "block": None}},
     "strict": {"version": "s-7", "default": {"flag": 0.0, "block": 0.0}},
-    "llm-only": {"version": "l-2", "default": {"flag": None, "block": None}, "sources": {"llm": {"*": {"block": 0.0}}}},
-    "lists": {"version": "x-1", "blocklist": ["forbidden words"], "allowlist": ["^hello"], "default": {"block": 0.0}},
+    "llm-only": {
+        "version": "l-2",
+        "default": {"flag": None, "block": None},
+        "sources": {"llm": {"*": {"block": 0.0}}},
+    },
+    "lists": {
+        "version": "x-1",
+        "blocklist": ["forbidden words"],
+        "allowlist": ["^hello"],
+        "default": {"block": 0.0},
+    },
     "open": {"version": "o-1", "fail_mode": {"user": "open", "llm": "open"}},
 }
 
@@ -46,7 +55,11 @@ async def running_server(model_dir, start_engine: bool = True, **settings_overri
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     # model_dir None: the embedded default model (real safety judgements), loaded by the engine
-    classifier = None if model_dir is None else RecordingClassifier.load(model_dir, max_window_tokens=settings.max_window_tokens)
+    classifier = (
+        None
+        if model_dir is None
+        else RecordingClassifier.load(model_dir, max_window_tokens=settings.max_window_tokens)
+    )
     engine = Engine(settings, classifier, tracer=provider.get_tracer("guard"))
     server = GuardServer(settings, engine, tracer_provider=provider)
     if start_engine:
@@ -56,7 +69,9 @@ async def running_server(model_dir, start_engine: bool = True, **settings_overri
     address = f"127.0.0.1:{server.port}"
     channel = grpc.aio.insecure_channel(address)
     try:
-        yield RunningServer(server, engine, classifier, channel, guard_pb2_grpc.GuardServiceStub(channel), exporter, address)
+        yield RunningServer(
+            server, engine, classifier, channel, guard_pb2_grpc.GuardServiceStub(channel), exporter, address
+        )
     finally:
         if classifier is not None:
             classifier.gate.set()

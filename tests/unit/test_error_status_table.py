@@ -25,7 +25,10 @@ def test_guard_errors_map_to_their_status_with_their_message(error, code):
 
 
 def test_field_is_named_in_invalid_input_messages():
-    assert status_for(InvalidInput("requests[2].text", "must not be empty"))[1] == "requests[2].text: must not be empty"
+    assert (
+        status_for(InvalidInput("requests[2].text", "must not be empty"))[1]
+        == "requests[2].text: must not be empty"
+    )
     assert status_for(UnknownPolicy("x"))[1] == "policy: unknown policy 'x'"
 
 

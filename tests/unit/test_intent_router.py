@@ -13,7 +13,10 @@ def embed(texts):
 
 
 def router(threshold=0.5, **overrides):
-    routes = {"billing": RouteConfig(examples=["pay", "bill"]), "account_access": RouteConfig(examples=["login", "password"])}
+    routes = {
+        "billing": RouteConfig(examples=["pay", "bill"]),
+        "account_access": RouteConfig(examples=["login", "password"]),
+    }
     routes.update(overrides)
     return Router(routes, embed, threshold=threshold)
 
@@ -51,12 +54,24 @@ def test_route_many_matches_route_one_by_one():
 def test_calibrated_threshold_separates_route_examples_from_off_topic_texts():
     from guard.routing import calibrate_threshold
 
-    space = {"pay": [1, 0.1, 0], "bill": [1, 0.2, 0], "login": [0, 1, 0.1], "password": [0.1, 1, 0.2],
-             "weather": [0.3, 0.3, 1], "poem": [0.2, 0.1, 1]}
-    emb = lambda texts: np.array([space[t] for t in texts], dtype=np.float32)  # noqa: E731
-    routes = {"billing": RouteConfig(examples=["pay", "bill"]), "account": RouteConfig(examples=["login", "password"])}
+    space = {
+        "pay": [1, 0.1, 0],
+        "bill": [1, 0.2, 0],
+        "login": [0, 1, 0.1],
+        "password": [0.1, 1, 0.2],
+        "weather": [0.3, 0.3, 1],
+        "poem": [0.2, 0.1, 1],
+    }
+    emb = lambda texts: np.array([space[t] for t in texts], dtype=np.float32)
+    routes = {
+        "billing": RouteConfig(examples=["pay", "bill"]),
+        "account": RouteConfig(examples=["login", "password"]),
+    }
     t = calibrate_threshold(routes, ["weather", "poem"], emb)
     r = Router(routes, emb, threshold=t)
     assert [i.route for i in r.route_many(emb(["pay", "password", "weather", "poem"]))] == [
-        "billing", "account", NONE, NONE,
+        "billing",
+        "account",
+        NONE,
+        NONE,
     ]

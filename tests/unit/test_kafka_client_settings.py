@@ -25,22 +25,32 @@ def test_consume_needs_topics_and_separate_output_topics():
 
 
 def test_sasl_needs_a_mechanism_and_heartbeats_fit_the_session():
-    s = load_settings(None, kafka_topics="t", kafka_security_protocol="SASL_SSL", kafka_heartbeat_interval_ms=3000)
+    s = load_settings(
+        None, kafka_topics="t", kafka_security_protocol="SASL_SSL", kafka_heartbeat_interval_ms=3000
+    )
     problems = " ".join(s.kafka_problems())
     assert "kafka_sasl_mechanism" in problems and "kafka_heartbeat_interval_ms" in problems
 
 
 def test_security_settings_pass_through_and_the_password_stays_secret():
     s = load_settings(
-        None, kafka_bootstrap_servers="b1:9093, b2:9093", kafka_security_protocol="SASL_SSL",
-        kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="guard", kafka_sasl_password="s3cret",
-        kafka_ssl_cafile="/etc/ca.pem", kafka_client_id="guard-7",
+        None,
+        kafka_bootstrap_servers="b1:9093, b2:9093",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="guard",
+        kafka_sasl_password="s3cret",
+        kafka_ssl_cafile="/etc/ca.pem",
+        kafka_client_id="guard-7",
     )
     config = connection_config(s)
     assert config["bootstrap_servers"] == ["b1:9093", "b2:9093"]
     assert config["security_protocol"] == "SASL_SSL"
     assert (config["sasl_mechanism"], config["sasl_plain_username"], config["sasl_plain_password"]) == (
-        "SCRAM-SHA-512", "guard", "s3cret")
+        "SCRAM-SHA-512",
+        "guard",
+        "s3cret",
+    )
     assert config["ssl_cafile"] == "/etc/ca.pem" and "ssl_certfile" not in config
     assert config["client_id"] == "guard-7"
     assert "s3cret" not in repr(s) and "s3cret" not in str(s.model_dump())

@@ -23,10 +23,18 @@ def reason_of(value: bytes, value_format: str = "json") -> str:
 
 
 def test_a_full_v1_record_becomes_an_item_with_its_ids_and_attributes():
-    value = json.dumps({
-        "schema_version": 1, "text": "héllo", "source": "llm", "id": "m-1", "tenant": "acme",
-        "policy": "strict", "conversation_id": "c-9", "attributes": {"channel": "web", "n": 3},
-    }).encode()
+    value = json.dumps(
+        {
+            "schema_version": 1,
+            "text": "héllo",
+            "source": "llm",
+            "id": "m-1",
+            "tenant": "acme",
+            "policy": "strict",
+            "conversation_id": "c-9",
+            "attributes": {"channel": "web", "n": 3},
+        }
+    ).encode()
     message = decode_value(value, "json", LIMIT)
     assert message.item.text == "héllo"
     assert message.item.source is Source.LLM
@@ -83,7 +91,7 @@ def test_errors_name_the_field_and_never_echo_the_text():
 
 
 def test_plain_text_values_are_the_whole_text():
-    message = decode_value("a plain {message}".encode(), "text", LIMIT)
+    message = decode_value(b"a plain {message}", "text", LIMIT)
     assert message.item.text == "a plain {message}"
     assert reason_of(b"\xc3\x28", "text") == "not_utf8"
 
@@ -93,18 +101,35 @@ def test_decision_records_carry_the_grpc_decision_json_and_the_input_coordinates
         action=Action.BLOCK,
         categories=(CategoryScore("violence", 0.91, 0.5, True, Action.BLOCK, 0.8),),
         reasons=("violence 0.91 >= block threshold 0.80",),
-        policy="default", policy_version="v3", rule="category:violence:block", model="m@1",
-        intent=Intent("billing", 0.7), trace_id="ab" * 16, timing=Timing(1.0, 2.0, 3.0, 6.0, 4),
+        policy="default",
+        policy_version="v3",
+        rule="category:violence:block",
+        model="m@1",
+        intent=Intent("billing", 0.7),
+        trace_id="ab" * 16,
+        timing=Timing(1.0, 2.0, 3.0, 6.0, 4),
     )
-    message = decode_value(b'{"text": "x", "id": "m-1", "conversation_id": "c", "attributes": {"a": 1}}', "json", LIMIT)
+    message = decode_value(
+        b'{"text": "x", "id": "m-1", "conversation_id": "c", "attributes": {"a": 1}}', "json", LIMIT
+    )
     body = json.loads(codec.decision_value(message, Coordinates("chat", 3, 41), decision))
     assert body["input"] == {"topic": "chat", "partition": 3, "offset": 41}
-    assert (body["id"], body["conversation_id"], body["source"], body["attributes"]) == ("m-1", "c", "user", {"a": 1})
+    assert (body["id"], body["conversation_id"], body["source"], body["attributes"]) == (
+        "m-1",
+        "c",
+        "user",
+        {"a": 1},
+    )
     d = body["decision"]
     assert d["action"] == "ACTION_BLOCK"
     assert d["categories"][0]["category"] == "violence" and d["categories"][0]["triggered"] is True
     assert d["intent"] == {"route": "billing", "score": pytest.approx(0.7)}
-    assert (d["policy"], d["policy_version"], d["rule"], d["model"]) == ("default", "v3", "category:violence:block", "m@1")
+    assert (d["policy"], d["policy_version"], d["rule"], d["model"]) == (
+        "default",
+        "v3",
+        "category:violence:block",
+        "m@1",
+    )
     assert d["degraded"] is False  # fields with default values are written, not left out
     assert body["trace_id"] == d["trace_id"] == "ab" * 16
     assert body["timing"]["batch_size"] == 4
@@ -117,7 +142,11 @@ def test_dead_letter_headers_keep_the_originals_and_say_why_and_where():
     assert headers[codec.ERROR_REASON] == b"missing_text"
     assert headers[codec.ERROR_FIELD] == b"text"
     assert headers[codec.ERROR_MESSAGE] == b"text: is required"
-    assert (headers[codec.INPUT_TOPIC], headers[codec.INPUT_PARTITION], headers[codec.INPUT_OFFSET]) == (b"chat", b"2", b"7")
+    assert (headers[codec.INPUT_TOPIC], headers[codec.INPUT_PARTITION], headers[codec.INPUT_OFFSET]) == (
+        b"chat",
+        b"2",
+        b"7",
+    )
 
 
 json_values = st.recursive(
@@ -126,13 +155,23 @@ json_values = st.recursive(
     max_leaves=12,
 )
 record_objects = st.fixed_dictionaries(
-    {}, optional={"text": json_values | st.text(), "source": json_values | st.sampled_from(["user", "llm"]),
-                  "id": json_values, "attributes": json_values, "schema_version": json_values, "extra": json_values},
+    {},
+    optional={
+        "text": json_values | st.text(),
+        "source": json_values | st.sampled_from(["user", "llm"]),
+        "id": json_values,
+        "attributes": json_values,
+        "schema_version": json_values,
+        "extra": json_values,
+    },
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=300) | record_objects.map(lambda d: json.dumps(d).encode()), st.sampled_from(["json", "text"]))
+@given(
+    st.binary(max_size=300) | record_objects.map(lambda d: json.dumps(d).encode()),
+    st.sampled_from(["json", "text"]),
+)
 def test_arbitrary_values_either_decode_or_raise_invalid_input(value, value_format):
     try:
         message = decode_value(value, value_format, LIMIT)

@@ -16,7 +16,7 @@ def brute_force(lengths, overhead, max_rows, max_tokens):
     n, best = len(lengths), None
     for cuts in itertools.product([False, True], repeat=n - 1):
         bounds = [0] + [i + 1 for i, c in enumerate(cuts) if c] + [n]
-        runs = list(zip(bounds, bounds[1:]))
+        runs = list(itertools.pairwise(bounds))
         if all(e - s == 1 or (e - s <= max_rows and (e - s) * lengths[e - 1] <= max_tokens) for s, e in runs):
             c = cost(lengths, runs, overhead)
             best = c if best is None else min(best, c)
@@ -29,7 +29,9 @@ def test_small_overhead_keeps_short_and_long_apart():
 
 
 def test_large_overhead_runs_everything_together():
-    assert plan_micro_batches([10, 11, 12, 180, 182], overhead_tokens=5000, max_rows=64, max_tokens=8192) == [(0, 5)]
+    assert plan_micro_batches([10, 11, 12, 180, 182], overhead_tokens=5000, max_rows=64, max_tokens=8192) == [
+        (0, 5)
+    ]
 
 
 def test_row_and_token_limits_hold():
@@ -59,7 +61,7 @@ def fewest_unpadded_runs(lengths, max_rows, max_tokens):
     n, best = len(lengths), None
     for cuts in itertools.product([False, True], repeat=n - 1):
         bounds = [0] + [i + 1 for i, c in enumerate(cuts) if c] + [n]
-        runs = list(zip(bounds, bounds[1:]))
+        runs = list(itertools.pairwise(bounds))
         if all(e - s == 1 or (e - s <= max_rows and sum(lengths[s:e]) <= max_tokens) for s, e in runs):
             best = len(runs) if best is None else min(best, len(runs))
     return best

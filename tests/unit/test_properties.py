@@ -13,16 +13,16 @@ from pydantic import ValidationError
 from consumers.batch import Batch, Entry, Topics, build_outputs
 from consumers.codec import Coordinates, decision_value, decode_value
 from consumers.limits import fit_record, record_bytes
-from guard.decision import Action, CheckItem, Source
+from guard.decision import Action, Source
 from guard.engine import Engine
 from guard.errors import ConfigError, InvalidInput
 from guard.policy import PolicyConfig
 from guard.policy.rules import Policy
-from guard.wire import item_from_pb
 from guard.server.decoding import Undecodable, _tolerant, decoded
 from guard.settings import load_settings, read_config_file
 from guard.text import check_text_chars, fold, fold_with_origin, origin_span
 from guard.v1 import guard_pb2 as pb
+from guard.wire import item_from_pb
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 any_text = st.text(alphabet=st.characters(codec=None), max_size=80)  # every code point, surrogates too
@@ -32,7 +32,9 @@ names = st.one_of(st.sampled_from(["", "default", "strict", "nope", "acme"]), an
 @pytest.fixture(scope="module")
 def engine():
     policies = {"default": {}, "strict": {"default": {"block": 0.1}}}
-    return Engine(load_settings(None, policies=policies, tenant_policies={"acme": "strict"}, max_text_chars=50))
+    return Engine(
+        load_settings(None, policies=policies, tenant_policies={"acme": "strict"}, max_text_chars=50)
+    )
 
 
 # --- request validation ------------------------------------------------------------------------
@@ -40,7 +42,9 @@ def engine():
 @given(text=any_text, source=st.integers(-5, 10), policy=names, tenant=names, request_id=any_text)
 def test_any_check_request_is_accepted_or_invalid_argument(engine, text, source, policy, tenant, request_id):
     try:
-        request = pb.CheckRequest(text=text, source=source, policy=policy, tenant=tenant, request_id=request_id)
+        request = pb.CheckRequest(
+            text=text, source=source, policy=policy, tenant=tenant, request_id=request_id
+        )
     except ValueError:
         return  # protobuf itself refuses strings that are not valid Unicode (lone surrogates)
     try:
@@ -92,8 +96,11 @@ records = st.fixed_dictionaries(
         "schema_version": st.one_of(st.just(1), json_values),
         "text": st.one_of(any_text, json_values),
         "source": st.one_of(st.sampled_from(["user", "llm"]), json_values),
-        "id": st.one_of(any_text, json_values), "tenant": names, "policy": names,
-        "conversation_id": any_text, "attributes": st.one_of(st.dictionaries(any_text, json_values), json_values),
+        "id": st.one_of(any_text, json_values),
+        "tenant": names,
+        "policy": names,
+        "conversation_id": any_text,
+        "attributes": st.one_of(st.dictionaries(any_text, json_values), json_values),
         "polcy": any_text,
     },
 )
@@ -132,8 +139,15 @@ def test_any_json_record_decodes_or_is_refused_with_a_reason(engine, body):
     try:
         message = decode_value(raw, "json", max_text_chars=50)
     except InvalidInput as exc:
-        assert exc.reason in {"invalid_schema", "missing_text", "unknown_source", "field_too_long",
-                              "unpaired_surrogate", "text_too_long", "not_json"}
+        assert exc.reason in {
+            "invalid_schema",
+            "missing_text",
+            "unknown_source",
+            "field_too_long",
+            "unpaired_surrogate",
+            "text_too_long",
+            "not_json",
+        }
         return
     try:
         _decide_and_encode(message, engine)
@@ -167,8 +181,12 @@ def test_dead_letters_always_fit_the_producer_limit(key, value, headers, limit):
 
 def test_an_oversized_decision_record_drops_the_input_headers_not_the_decision():
     own = [("big", b"x" * 5000)]
-    key, value, headers = fit_record(b"k", b"{}", own, [("guard.action", b"block")], 4096, cut_value=False)
-    assert value == b"{}" and ("guard.input.headers_dropped", b"1") in headers and ("big", b"x" * 5000) not in headers
+    _key, value, headers = fit_record(b"k", b"{}", own, [("guard.action", b"block")], 4096, cut_value=False)
+    assert (
+        value == b"{}"
+        and ("guard.input.headers_dropped", b"1") in headers
+        and ("big", b"x" * 5000) not in headers
+    )
 
 
 class _NoSpan:
@@ -181,30 +199,57 @@ class _NoSpan:
 # --- the policy configuration loader -----------------------------------------------------------
 thresholds = st.one_of(
     json_values,
-    st.fixed_dictionaries({}, optional={"flag": st.one_of(st.floats(-1, 2), st.none(), json_values),
-                                        "block": st.one_of(st.floats(-1, 2), st.none(), json_values)}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "flag": st.one_of(st.floats(-1, 2), st.none(), json_values),
+            "block": st.one_of(st.floats(-1, 2), st.none(), json_values),
+        },
+    ),
 )
 policy_bodies = st.fixed_dictionaries(
     {},
     optional={
-        "version": st.one_of(any_text, json_values), "labels": st.dictionaries(any_text, st.one_of(any_text, st.none())),
-        "default": thresholds, "categories": st.dictionaries(any_text, thresholds, max_size=3),
-        "sources": st.dictionaries(st.sampled_from(["user", "llm", "bot"]), st.dictionaries(any_text, thresholds, max_size=2), max_size=2),
-        "allowlist": st.lists(st.one_of(st.sampled_from(["^hi", "(", "[a-", "a{2,1}", "\\"]), any_text), max_size=3),
+        "version": st.one_of(any_text, json_values),
+        "labels": st.dictionaries(any_text, st.one_of(any_text, st.none())),
+        "default": thresholds,
+        "categories": st.dictionaries(any_text, thresholds, max_size=3),
+        "sources": st.dictionaries(
+            st.sampled_from(["user", "llm", "bot"]),
+            st.dictionaries(any_text, thresholds, max_size=2),
+            max_size=2,
+        ),
+        "allowlist": st.lists(
+            st.one_of(st.sampled_from(["^hi", "(", "[a-", "a{2,1}", "\\"]), any_text), max_size=3
+        ),
         "blocklist": st.lists(any_text, max_size=3),
-        "fail_mode": st.dictionaries(st.sampled_from(["user", "llm", "x"]), st.sampled_from(["open", "closed", "ajar"])),
+        "fail_mode": st.dictionaries(
+            st.sampled_from(["user", "llm", "x"]), st.sampled_from(["open", "closed", "ajar"])
+        ),
         "timeout_ms": st.one_of(st.floats(-5, 1000), json_values),
-        "stream": st.one_of(json_values, st.fixed_dictionaries({}, optional={
-            "window_tokens": st.integers(-5, 10000), "stride_tokens": st.integers(-5, 200),
-            "overlap_tokens": st.integers(-5, 200), "release": st.dictionaries(st.sampled_from(["user", "llm", "x"]), any_text)})),
+        "stream": st.one_of(
+            json_values,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "window_tokens": st.integers(-5, 10000),
+                    "stride_tokens": st.integers(-5, 200),
+                    "overlap_tokens": st.integers(-5, 200),
+                    "release": st.dictionaries(st.sampled_from(["user", "llm", "x"]), any_text),
+                },
+            ),
+        ),
         "colour": any_text,
     },
 )
 
 
 @FAST
-@given(body=policy_bodies, scores=st.dictionaries(st.sampled_from(["hate", "violence", "x"]), st.floats(0, 1)),
-       text=any_text)
+@given(
+    body=policy_bodies,
+    scores=st.dictionaries(st.sampled_from(["hate", "violence", "x"]), st.floats(0, 1)),
+    text=any_text,
+)
 def test_any_policy_config_loads_or_fails_validation_and_a_loaded_one_always_decides(body, scores, text):
     try:
         config = PolicyConfig(**body)
@@ -219,8 +264,12 @@ def test_any_policy_config_loads_or_fails_validation_and_a_loaded_one_always_dec
 
 
 @FAST
-@given(policies=st.one_of(json_values, st.dictionaries(any_text, st.one_of(policy_bodies, json_values), max_size=2)),
-       default=names)
+@given(
+    policies=st.one_of(
+        json_values, st.dictionaries(any_text, st.one_of(policy_bodies, json_values), max_size=2)
+    ),
+    default=names,
+)
 def test_any_settings_policies_load_or_raise_config_error_naming_the_field(policies, default):
     try:
         load_settings(None, policies=policies, default_policy=default)

@@ -19,7 +19,10 @@ def test_configuration_table_matches_the_settings():
 
 def test_model_tables_are_the_shipped_models_evaluation():
     summary = json.loads(REPORT.read_text())
-    assert summary["model"] == f"guard-default@{file_sha256(WEIGHTS)[:16]}", "report.json evaluates other weights"
+    assert summary["model"] == f"guard-default@{file_sha256(WEIGHTS)[:16]}", (
+        "report.json evaluates other weights"
+    )
     assert summary["policy_version"] == default_policy_config()["version"]
     assert read_block(README.read_text(), README_BLOCK) == markdown(summary).strip(), (
-        "README model tables are stale: guard eval default --output R && python3 -m guard.training.report R")
+        "README model tables are stale: guard eval default --output R && python3 -m guard.training.report R"
+    )

@@ -30,7 +30,8 @@ def tokenize():
     return run
 
 
-def scan(tokenize, text: str, chunks: list[str], config=StreamConfig()):
+def scan(tokenize, text: str, chunks: list[str], config: StreamConfig | None = None):
+    config = config or StreamConfig()
     assert "".join(chunks) == text
     scanner = StreamScanner(IncrementalTokens(tokenize), config, content_tokens=510)
     windows = [w for chunk in chunks for w in scanner.feed(chunk)] + scanner.finish()
@@ -57,7 +58,13 @@ def test_tokens_match_tokenizing_the_whole_text_whatever_the_chunks(tokenize):
 def test_windows_do_not_depend_on_how_the_text_was_cut(tokenize):
     text = long_text(5)
     token_pieces = [text[a:b] for a, b in _token_spans(tokenize, text)]
-    ways = [cut(text, 1), cut(text, 7), token_pieces, [s + " " for s in SENTENCES] + [text[len(" ".join(SENTENCES)) + 1 :]], [text]]
+    ways = [
+        cut(text, 1),
+        cut(text, 7),
+        token_pieces,
+        [s + " " for s in SENTENCES] + [text[len(" ".join(SENTENCES)) + 1 :]],
+        [text],
+    ]
     ways[3] = _sentences_of(text)
     reference = [(w.token_start, w.token_end) for w in scan(tokenize, text, ways[0])[1]]
     for chunks in ways[1:]:
@@ -84,7 +91,7 @@ def test_every_span_of_overlap_plus_one_tokens_lies_whole_in_a_window(tokenize):
     text = long_text(4)
     scanner, windows = scan(tokenize, text, cut(text, 5), config)
     n = len(scanner.tokens.ids)
-    for start in range(0, n - 7):
+    for start in range(n - 7):
         assert any(w.token_start <= start and start + 7 <= w.token_end for w in windows), start
     assert windows[0].token_start == 0 and windows[-1].token_end == n
 

@@ -11,16 +11,25 @@ from guard.settings import load_settings
 from guard.tracing import _resource, _sampler, exporter_kinds
 
 
-@pytest.mark.parametrize("env, kinds", [
-    ({}, ["none"]),
-    ({"OTEL_TRACES_EXPORTER": "otlp"}, ["otlp_grpc"]),
-    ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, ["otlp_http"]),
-    ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-      "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, ["otlp_grpc"]),  # the per-signal variable wins
-    ({"OTEL_TRACES_EXPORTER": "console,otlp"}, ["console", "otlp_grpc"]),
-    ({"OTEL_TRACES_EXPORTER": "none"}, ["none"]),
-    ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "true"}, ["none"]),
-])
+@pytest.mark.parametrize(
+    "env, kinds",
+    [
+        ({}, ["none"]),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, ["otlp_grpc"]),
+        ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, ["otlp_http"]),
+        (
+            {
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+            },
+            ["otlp_grpc"],
+        ),  # the per-signal variable wins
+        ({"OTEL_TRACES_EXPORTER": "console,otlp"}, ["console", "otlp_grpc"]),
+        ({"OTEL_TRACES_EXPORTER": "none"}, ["none"]),
+        ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "true"}, ["none"]),
+    ],
+)
 def test_standard_variables_choose_the_exporters(env, kinds):
     assert exporter_kinds(load_settings(None), env) == kinds
 

@@ -110,8 +110,11 @@ def test_unclear_red_team_rows_are_left_out_and_conversations_stay_in_one_split(
     rows = base.read_jsonl(base.DATA_DIR / "hh_rlhf" / "harmless_base_test.jsonl", "hh")
     assert sum(r["unclear"] for r in rows) > 0
     read = {e.text for split in SPLITS for e in committed.hh_rlhf(split)}
-    assert not any(r["text"] in read for r in rows if r["unclear"] and not any(
-        o["text"] == r["text"] and not o["unclear"] for o in rows))
+    assert not any(
+        r["text"] in read
+        for r in rows
+        if r["unclear"] and not any(o["text"] == r["text"] and not o["unclear"] for o in rows)
+    )
     split_of = {}
     for r in rows:
         conversation = r["id"].rsplit("-", 1)[0]
@@ -136,4 +139,6 @@ def test_splits_by_hash_are_stable_and_near_their_shares():
 
 
 def test_the_data_readme_row_counts_are_current():
-    assert card.current() == card.table(), "data/README.md is stale: python3 -m guard.training.sources.card --write"
+    assert card.current() == card.table(), (
+        "data/README.md is stale: python3 -m guard.training.sources.card --write"
+    )

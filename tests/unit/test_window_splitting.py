@@ -39,6 +39,6 @@ def test_every_span_up_to_overlap_plus_one_lies_in_a_window(n, size, data):
     assert all(len(w) <= size for w in windows)
     assert sorted({t for w in windows for t in w}) == ids  # nothing dropped
     span = min(overlap + 1, n)
-    for start in range(0, n - span + 1 if n else 0):
+    for start in range(n - span + 1 if n else 0):
         wanted = ids[start : start + span]
         assert any(w[0] <= wanted[0] and wanted[-1] <= w[-1] for w in windows if w)

@@ -5,6 +5,12 @@ from guard.training.sources.base import CATEGORIES, INJECTION, DataUnavailable, 
 from guard.training.sources.registry import BENCHMARKS, TRAINING_CORPORA, load_benchmark, load_split
 
 __all__ = [
-    "BENCHMARKS", "CATEGORIES", "INJECTION", "TRAINING_CORPORA", "DataUnavailable", "Example",
-    "load_benchmark", "load_split",
+    "BENCHMARKS",
+    "CATEGORIES",
+    "INJECTION",
+    "TRAINING_CORPORA",
+    "DataUnavailable",
+    "Example",
+    "load_benchmark",
+    "load_split",
 ]

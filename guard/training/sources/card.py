@@ -27,20 +27,33 @@ BLOCK = "counts"
 
 def table() -> str:
     dropped: Counter = Counter()
-    kept = {split: Counter((e.corpus, bool(e.labels)) for e in load_split(split, dropped=dropped)) for split in SPLITS}
-    lines = [("| source | rows read (train / validation / test) | unsafe kept | benign kept | dropped: benchmark copies "
-             "| dropped: in a later split or duplicate |"), "|---|---:|---:|---:|---:|---:|"]
+    kept = {
+        split: Counter((e.corpus, bool(e.labels)) for e in load_split(split, dropped=dropped))
+        for split in SPLITS
+    }
+    lines = [
+        (
+            "| source | rows read (train / validation / test) | unsafe kept | benign kept | dropped: "
+            "benchmark copies "
+            "| dropped: in a later split or duplicate |"
+        ),
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name in TRAINING_CORPORA:
         read = [len(load_corpus(name, split)) for split in SPLITS]
         unsafe = [kept[s][(name, True)] for s in SPLITS]
         benign = [kept[s][(name, False)] for s in SPLITS]
         bench = sum(n for (corpus, reason), n in dropped.items() if corpus == name and reason == "benchmark")
         other = sum(n for (corpus, reason), n in dropped.items() if corpus == name and reason != "benchmark")
-        lines.append(f"| {name} | {' / '.join(map(str, read))} | {' / '.join(map(str, unsafe))} | "
-                     f"{' / '.join(map(str, benign))} | {bench} | {other} |")
+        lines.append(
+            f"| {name} | {' / '.join(map(str, read))} | {' / '.join(map(str, unsafe))} | "
+            f"{' / '.join(map(str, benign))} | {bench} | {other} |"
+        )
     fresh = load_corpus("fresh", "test")
-    lines.append(f"| fresh (test only) | 0 / 0 / {len(fresh)} | 0 / 0 / {sum(bool(e.labels) for e in fresh)} | "
-                 f"0 / 0 / {sum(not e.labels for e in fresh)} | 0 | 0 |")
+    lines.append(
+        f"| fresh (test only) | 0 / 0 / {len(fresh)} | 0 / 0 / {sum(bool(e.labels) for e in fresh)} | "
+        f"0 / 0 / {sum(not e.labels for e in fresh)} | 0 | 0 |"
+    )
     lines += ["", "| benchmark (test only) | rows | unsafe | benign |", "|---|---:|---:|---:|"]
     for name in BENCHMARKS:
         rows = load_benchmark(name)

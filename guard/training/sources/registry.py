@@ -70,7 +70,7 @@ class BenchmarkTexts:
         words = key.split()
         padded = f" {key} "
         for i in range(len(words) - ANCHOR_WORDS + 1):
-            for candidate in self.anchors.get(" ".join(words[i:i + ANCHOR_WORDS]), ()):
+            for candidate in self.anchors.get(" ".join(words[i : i + ANCHOR_WORDS]), ()):
                 if f" {candidate} " in padded:
                     return True
         return False
@@ -84,14 +84,16 @@ def benchmark_texts() -> BenchmarkTexts:
 @lru_cache(maxsize=8)
 def _later_keys(split: str, corpora: tuple[str, ...]) -> frozenset[str]:
     """Keys of every text in a split after `split`, and of the fresh test set."""
-    later = SPLITS[SPLITS.index(split) + 1:]
+    later = SPLITS[SPLITS.index(split) + 1 :]
     keys = {text_key(e.text) for e in committed.fresh()}
     for later_split in later:
         keys.update(text_key(e.text) for name in corpora for e in load_corpus(name, later_split))
     return frozenset(keys)
 
 
-def load_split(split: str, corpora: tuple[str, ...] = TRAINING_CORPORA, dropped: Counter | None = None) -> list[Example]:
+def load_split(
+    split: str, corpora: tuple[str, ...] = TRAINING_CORPORA, dropped: Counter | None = None
+) -> list[Example]:
     """The examples of `split` from `corpora`, filtered as the module says. `dropped` (optional)
     counts what was removed, by (corpus, reason)."""
     check_split(split)
@@ -102,8 +104,15 @@ def load_split(split: str, corpora: tuple[str, ...] = TRAINING_CORPORA, dropped:
     for name in corpora:
         for example in load_corpus(name, split):
             key = text_key(example.text)
-            reason = ("benchmark" if key in bench else "in_later_split" if key in later
-                      else "duplicate" if key in seen or not key else None)
+            reason = (
+                "benchmark"
+                if key in bench
+                else "in_later_split"
+                if key in later
+                else "duplicate"
+                if key in seen or not key
+                else None
+            )
             if reason:
                 dropped[(name, reason)] += 1
                 continue
