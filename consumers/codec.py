@@ -21,7 +21,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from guard.decision import MAX_ID_CHARS, CheckItem, Decision, Source
+from consumers.limits import Headers
+from guard.decision import CheckItem, Decision, Source, check_id_length
 from guard.errors import InvalidInput
 from guard.wire import decision_json, timing_json
 
@@ -31,7 +32,7 @@ MAX_ERROR_HEADER_BYTES = 1024
 DECISION_SCHEMA_VERSION = 1
 _STRING_FIELDS = ("id", "tenant", "policy", "conversation_id")
 _KNOWN_FIELDS = frozenset({"schema_version", "text", "source", "attributes", *_STRING_FIELDS})
-_SOURCES = {"user": Source.USER, "llm": Source.LLM}
+_SOURCES = {s.value: s for s in Source}
 
 # Header names guard adds (the input's own headers are kept as they are).
 ERROR_REASON = "guard.error.reason"
@@ -109,8 +110,7 @@ def _from_json(decoded: str) -> InputMessage:
     text = _typed(data, "text", str, None)
     strings = {name: _typed(data, name, str, "") for name in _STRING_FIELDS}
     for name, value in strings.items():
-        if len(value) > MAX_ID_CHARS:
-            raise InvalidInput(name, f"longer than {MAX_ID_CHARS} characters", reason="field_too_long")
+        check_id_length(name, value)
         _encodable(value, name)
     attributes = _typed(data, "attributes", dict, {})
     if attributes:
@@ -176,9 +176,6 @@ def decision_value(message: InputMessage, where: Coordinates, decision: Decision
         "attributes": message.attributes,
     }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-Headers = list[tuple[str, bytes]]
 
 
 def dead_letter_headers(original: Headers, where: Coordinates, error: InvalidInput) -> Headers:

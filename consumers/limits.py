@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, bytes]]  # Kafka record headers, as kafka-python gives and takes them
 
 TRUNCATED = "guard.input.truncated"
 HEADERS_DROPPED = "guard.input.headers_dropped"

@@ -13,7 +13,8 @@ from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.trace import Span, SpanKind, Tracer
 
-Headers = list[tuple[str, bytes]]
+from consumers.limits import Headers
+
 _PROPAGATION_KEYS = frozenset({"traceparent", "tracestate", "baggage"})
 
 

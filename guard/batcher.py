@@ -93,8 +93,6 @@ class Batcher:
         self._accepting = False
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self.dropped = 0  # cancelled or expired before inference
-        self.batches = 0
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -133,14 +131,14 @@ class Batcher:
         return self._enqueue([_Job(t, Future(), d, link) for t, d, link in zip(texts, deadlines, links)])
 
     def submit_windows(
-        self, windows: list[list[int]], deadline: float | None = None, links: list[SpanContext] | None = None
+        self, windows: list[list[int]], links: list[SpanContext] | None = None
     ) -> list[Future]:
         """Queue already tokenized windows (special tokens included), one job each: stream
         supervision scores its own windows and shares the batches with everything else."""
         links = links or [None] * len(windows)
         return self._enqueue(
             [
-                _Job("", Future(), deadline, link, windows=[w], longest=len(w), tokens=len(w))
+                _Job("", Future(), None, link, windows=[w], longest=len(w), tokens=len(w))
                 for w, link in zip(windows, links)
             ]
         )
@@ -216,7 +214,6 @@ class Batcher:
             else:
                 keep.append(job)
         if dropped:
-            self.dropped += len(dropped)
             self._release(len(dropped))
             for job in dropped:
                 if not job.future.cancelled():
@@ -254,7 +251,6 @@ class Batcher:
         started = time.monotonic()
         runnable = [job for job in batch if job.future.set_running_or_notify_cancel()]
         if len(runnable) < len(batch):
-            self.dropped += len(batch) - len(runnable)
             self.metrics.rejected.labels("cancelled").inc(len(batch) - len(runnable))
             self._release(len(batch) - len(runnable))
         if not runnable:
@@ -273,7 +269,6 @@ class Batcher:
             self._finish(runnable, error=ModelFailure("the model failed while scoring"))
             return
         inference_ms = (time.perf_counter() - t0) * 1000.0
-        self.batches += 1
         done = time.monotonic()
         timings = [
             Timing(

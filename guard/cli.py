@@ -11,7 +11,7 @@ import sys
 from google.protobuf import json_format
 
 from guard import __version__
-from guard.decision import CheckItem, Source
+from guard.decision import SOURCE_NAMES, CheckItem, Source
 from guard.errors import ConfigError, GuardError
 from guard.settings import Settings, load_settings
 
@@ -119,9 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="decide on one text and print the decision as JSON")
     check.add_argument("text", help="the text to check")
-    check.add_argument(
-        "--source", choices=["user", "llm"], default="user", help="who wrote it (default user)"
-    )
+    check.add_argument("--source", choices=SOURCE_NAMES, default="user", help="who wrote it (default user)")
     check.add_argument("--policy", default="", help="policy name (default: the configured default)")
     check.add_argument("--tenant", default="", help="tenant, selects the tenant's policy when configured")
     _config_args(check)

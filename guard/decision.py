@@ -5,10 +5,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from guard.errors import InvalidInput
+
 
 class Source(str, enum.Enum):
     USER = "user"  # a user's message, before it reaches the LLM
     LLM = "llm"  # LLM output, before it reaches the user
+
+
+SOURCE_NAMES: tuple[str, ...] = tuple(s.value for s in Source)  # "user", "llm": in configs, CLIs, records
 
 
 class Action(str, enum.Enum):
@@ -25,6 +30,12 @@ _SEVERITY = {Action.ALLOW: 0, Action.FLAG: 1, Action.BLOCK: 2}
 
 
 MAX_ID_CHARS = 256  # request ids, tenants, policy names (and Kafka conversation ids) at most
+
+
+def check_id_length(field: str, value: str) -> None:
+    """Refuse an id, tenant or policy name over MAX_ID_CHARS (every transport's one check)."""
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidInput(field, f"longer than {MAX_ID_CHARS} characters", reason="field_too_long")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from opentelemetry.trace import Tracer
 
 from guard import __version__
 from guard.batcher import Batcher, Scored
-from guard.decision import MAX_ID_CHARS, CheckItem, Decision, Source
+from guard.decision import CheckItem, Decision, Source, check_id_length
 from guard.errors import DeadlineExceeded, GuardError, InvalidInput, ModelFailure, NotReady, Overloaded
 from guard.metrics import Metrics
 from guard.model import Classifier, set_cpu_threads
@@ -208,10 +208,7 @@ class Engine:
         if not isinstance(item.source, Source):
             raise InvalidInput(prefix + "source", f"unknown source {item.source!r}", reason="unknown_source")
         for name in ("request_id", "tenant", "policy"):
-            if len(getattr(item, name)) > MAX_ID_CHARS:
-                raise InvalidInput(
-                    prefix + name, f"longer than {MAX_ID_CHARS} characters", reason="field_too_long"
-                )
+            check_id_length(prefix + name, getattr(item, name))
         try:
             return (policies or self.policies).select(item.policy, item.tenant)
         except InvalidInput as exc:
@@ -300,7 +297,7 @@ class Engine:
         for i, (item, policy) in enumerate(zip(items, policies)):
             match = policy.match_lists(item.text)
             if match:
-                decisions.append(policy.decide_by_list(match))
+                decisions.append(policy.judge(item.source, match, {}))
             elif deadlines[i] is not None and deadlines[i] <= now:  # no time left: never queued
                 decisions.append(
                     self._decision_from(item, policy, DeadlineExceeded("no time left to score"), router)
@@ -322,14 +319,14 @@ class Engine:
     def _decision_from(
         self, item: CheckItem, policy: Policy, result: Scored | BaseException, router
     ) -> Decision:
-        if isinstance(result, ModelFailure):
-            decision = policy.fallback(item.source, "the model failed")
-        elif isinstance(result, DeadlineExceeded):
-            decision = policy.fallback(item.source, "not scored before the deadline")
-        elif isinstance(result, BaseException):
+        """`policy.judge` on a batcher result, plus what only a scored text has (timing, intent)."""
+        if isinstance(result, BaseException) and not isinstance(result, ModelFailure | DeadlineExceeded):
             raise result
-        else:
-            decision = dataclasses.replace(policy.decide(result.scores, item.source), timing=result.timing)
+        decision = policy.judge(
+            item.source, None, result if isinstance(result, BaseException) else result.scores
+        )
+        if isinstance(result, Scored):
+            decision = dataclasses.replace(decision, timing=result.timing)
             if router is not None and result.embedding is not None and item.source is Source.USER:
                 decision = dataclasses.replace(decision, intent=router.route(result.embedding))
         return dataclasses.replace(decision, model=self.classifier.model_id)

@@ -18,7 +18,7 @@ from guard.errors import ConfigError
 from guard.packing import plan_micro_batches, plan_unpadded_runs
 from guard.text import fold, fold_with_origin, origin_span
 from guard.unpadded import UnpaddedBert, unsupported_reason
-from guard.windows import split_windows
+from guard.windows import clamp_window, split_windows
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +149,9 @@ class Classifier:
         limit = getattr(config, "max_position_embeddings", max_window_tokens) or max_window_tokens
         self.window_tokens = min(max_window_tokens, limit)
         self._prefix, self._suffix = special_token_template(tokenizer)
-        self._content_tokens = self.window_tokens - len(self._prefix) - len(self._suffix)
-        self._overlap = min(overlap_tokens, self._content_tokens // 2)
+        self._content_tokens, self._overlap = clamp_window(
+            max_window_tokens, overlap_tokens, self.window_tokens - len(self._prefix) - len(self._suffix)
+        )
         self._pad_id = tokenizer.pad_token_id or 0
         self._uses_token_types = "token_type_ids" in tokenizer.model_input_names
         self.overhead_tokens = 32.0  # fixed cost of a forward pass in tokens; measured by warm_up()
@@ -292,10 +293,6 @@ class Classifier:
         )
         bounds = np.cumsum([0] + [len(windows) for windows in encoded])
         return np.stack([probs[a:b].max(axis=0) for a, b in itertools.pairwise(bounds)]).astype(np.float32)
-
-    def score(self, texts: list[str], **limits) -> list[dict[str, float]]:
-        """Scores by label for each text (see `score_matrix`)."""
-        return [dict(zip(self.labels, map(float, row))) for row in self.score_matrix(texts, **limits)]
 
     def warm_up(self) -> None:
         """Run a few batches (allocators, kernels), then measure the fixed cost of a forward pass

@@ -33,6 +33,12 @@ def pool_windows(window_embeddings: np.ndarray) -> np.ndarray:
     return normalize(np.asarray(window_embeddings, dtype=np.float32).mean(axis=0))
 
 
+def check_route_names(routes: Mapping[str, object]) -> None:
+    """`none` is the fallback route: a route of that name could never be told apart."""
+    if NONE in routes:
+        raise ValueError(f"routes: {NONE!r} is the fallback route and cannot be configured")
+
+
 class Router:
     """Routes embeddings to the route of their most similar example."""
 
@@ -42,8 +48,7 @@ class Router:
         embed: Callable[[list[str]], np.ndarray],
         threshold: float = 0.5,
     ) -> None:
-        if NONE in routes:
-            raise ValueError(f"{NONE!r} is the name of the fallback route and cannot be configured")
+        check_route_names(routes)
         self.embed = embed  # kept: a reloaded route set embeds its examples the same way
         self.names = list(routes)
         examples = [(i, text) for i, name in enumerate(self.names) for text in routes[name].examples]

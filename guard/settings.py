@@ -18,10 +18,11 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from guard.defaults import default_policy_config, default_routes
-from guard.errors import ConfigError
+from guard.errors import ConfigError, UnknownPolicy
 from guard.kafka_settings import KafkaSettings
 from guard.policy.config import PolicyConfig
-from guard.routing import RouteConfig
+from guard.policy.rules import check_references
+from guard.routing import RouteConfig, check_route_names
 
 _yaml_values: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_yaml_values")
 
@@ -211,15 +212,11 @@ class Settings(BaseSettings, KafkaSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        if self.default_policy not in self.policies:
-            raise ValueError(
-                f"default_policy {self.default_policy!r} is not one of policies {sorted(self.policies)}"
-            )
-        for tenant, name in self.tenant_policies.items():
-            if name not in self.policies:
-                raise ValueError(f"tenant_policies.{tenant}: unknown policy {name!r}")
-        if "none" in self.routes:
-            raise ValueError("routes: 'none' is the fallback route and cannot be configured")
+        try:
+            check_references(self.policies, self.default_policy, self.tenant_policies)
+        except UnknownPolicy as exc:
+            raise ValueError(f"{exc.message} (policies: {sorted(self.policies)})") from None
+        check_route_names(self.routes)
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file: set both to serve TLS, or neither")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:

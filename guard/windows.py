@@ -5,6 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def clamp_window(size: int, overlap: int, limit: int) -> tuple[int, int]:
+    """A window of at most `limit` tokens (what the model takes besides its special tokens) and an
+    overlap of at most half of it: the one rule for whole texts and stream windows alike."""
+    size = min(size, limit)
+    return size, min(overlap, size // 2)
+
+
 def split_windows(ids: Sequence[int], size: int, overlap: int) -> list[list[int]]:
     """Cover `ids` with windows of at most `size` tokens; consecutive windows share `overlap` tokens.
 

@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from guard.decision import SOURCE_NAMES
+
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -65,7 +67,7 @@ class StreamConfig(BaseModel):
     def _fits(self) -> StreamConfig:
         if self.stride_tokens + self.overlap_tokens > self.window_tokens:
             raise ValueError("stride_tokens + overlap_tokens must not exceed window_tokens")
-        if set(self.release) - {"user", "llm"}:
+        if set(self.release) - set(SOURCE_NAMES):
             raise ValueError("release: sources are 'user' and 'llm'")
         return self
 
@@ -118,7 +120,7 @@ class PolicyConfig(BaseModel):
     @field_validator("sources", "fail_mode")
     @classmethod
     def _known_sources(cls, value: dict) -> dict:
-        unknown = set(value) - {"user", "llm"}
+        unknown = set(value) - set(SOURCE_NAMES)
         if unknown:
             raise ValueError(f"unknown source(s) {sorted(unknown)}; expected 'user' or 'llm'")
         return value

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from guard.decision import Action, CategoryScore, Decision, Source
-from guard.errors import UnknownPolicy
+from guard.errors import DeadlineExceeded, UnknownPolicy
 from guard.policy.config import FailMode, PolicyConfig, Thresholds
 from guard.text import fold
 
@@ -87,6 +87,20 @@ class Policy:
             top.action, tuple(results), reasons, f"category:{top.category}:{top.action.value}"
         )
 
+    def judge(
+        self, source: Source, match: ListMatch | None, outcome: Mapping[str, float] | BaseException
+    ) -> Decision:
+        """THE decision step of every path (unary and batch checks, stream windows, Kafka, the HTTP
+        proxy): a list match decides; else a text that could not be scored gets the fail-mode
+        fallback, naming why; else the scores decide."""
+        if match is not None:
+            return self.decide_by_list(match)
+        if isinstance(outcome, DeadlineExceeded):
+            return self.fallback(source, "not scored before the deadline")
+        if isinstance(outcome, BaseException):
+            return self.fallback(source, "the model failed")
+        return self.decide(outcome, source)
+
     def fallback(self, source: Source, cause: str) -> Decision:
         """The degraded decision used when the model could not score the text."""
         mode = self.config.fail_mode.get(source.value, FailMode.CLOSED)
@@ -142,18 +156,23 @@ def _reason(result: CategoryScore) -> str:
     return f"{result.category} score {result.score:.2f} >= {result.action.value} threshold {threshold:.2f}"
 
 
+def check_references(policies: Mapping[str, object], default: str, tenants: Mapping[str, str]) -> None:
+    """The default policy and every tenant's policy must be configured (raises `UnknownPolicy`)."""
+    if default not in policies:
+        raise UnknownPolicy(default, field="default_policy")
+    for tenant, name in tenants.items():
+        if name not in policies:
+            raise UnknownPolicy(name, field=f"tenant_policies.{tenant}")
+
+
 class PolicySet:
     """All configured policies, and how a request selects one."""
 
     def __init__(
         self, configs: Mapping[str, PolicyConfig], default: str, tenants: Mapping[str, str] | None = None
     ) -> None:
+        check_references(configs, default, tenants or {})
         self.policies = {name: Policy(name, cfg) for name, cfg in configs.items()}
-        if default not in self.policies:
-            raise UnknownPolicy(default, field="default_policy")
-        for tenant, name in (tenants or {}).items():
-            if name not in self.policies:
-                raise UnknownPolicy(name, field=f"tenant_policies.{tenant}")
         self.default = default
         self.tenants = dict(tenants or {})
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from guard.policy.config import StreamConfig
 from guard.streaming.tokens import IncrementalTokens
+from guard.windows import clamp_window
 
 SENTENCE_END = frozenset(".!?;\n")
 
@@ -29,8 +30,7 @@ class Window:
 class StreamScanner:
     def __init__(self, tokens: IncrementalTokens, config: StreamConfig, content_tokens: int) -> None:
         self.tokens = tokens
-        self.window = min(config.window_tokens, content_tokens)
-        self.overlap = min(config.overlap_tokens, self.window // 2)
+        self.window, self.overlap = clamp_window(config.window_tokens, config.overlap_tokens, content_tokens)
         self.stride = max(1, min(config.stride_tokens, self.window - self.overlap))
         self.sentence_min = config.sentence_min_tokens
         self.scored_until = 0  # tokens already in a window

@@ -17,7 +17,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from guard.decision import Action, CheckItem, Decision
-from guard.errors import InvalidInput, ModelFailure
+from guard.errors import InvalidInput
 from guard.policy import Policy, ReleaseMode
 from guard.streaming.scanner import StreamScanner, Window
 from guard.streaming.tokens import IncrementalTokens
@@ -130,14 +130,13 @@ class StreamSession:
             span.add_link(result.batch)
         try:
             match = self.policy.match_lists(text)
-            if match is not None and match.action is Action.BLOCK:  # an allowlist cannot clear a whole stream
-                decision = self.policy.decide_by_list(match)
-            elif isinstance(result, (ModelFailure, BaseException)):
-                decision = self.policy.fallback(self.item.source, "the model failed on a stream window")
-            else:
+            if match is not None and match.action is not Action.BLOCK:
+                match = None  # an allowlist cannot clear a whole stream
+            if not isinstance(result, BaseException):
                 for label, score in result.scores.items():
                     self.scores[label] = max(score, self.scores.get(label, 0.0))
-                decision = self.policy.decide(self.scores, self.item.source)
+            outcome = result if isinstance(result, BaseException) else self.scores
+            decision = self.policy.judge(self.item.source, match, outcome)
             span.set_attribute("guard.window.action", decision.action.value)
             if decision.categories:
                 span.set_attribute("guard.window.top_category", decision.categories[0].category)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from guard.decision import SOURCE_NAMES
 from guard.model import Classifier
 from guard.policy import Policy, PolicyConfig
 from guard.training.augment import PERTURBATIONS, in_context
@@ -74,7 +75,7 @@ def eval_policy(model, classifier: Classifier, corpora, limit) -> tuple[Policy, 
 def corpus_rows(scored: Scored) -> list[dict]:
     rows = []
     for corpus in dict.fromkeys(e.corpus for e in scored.examples):
-        for source in ("user", "llm"):
+        for source in SOURCE_NAMES:
             part = _by(scored, corpus={corpus}, source={source})
             if part.examples:
                 rows.append(binary_row(f"{corpus} ({source})", part))
@@ -112,7 +113,7 @@ def context_rows(classifier, policy, test: list[Example], n: int) -> list[dict]:
     scoring), and the same as CheckStream's windows see them."""
     rng = random.Random("in-context")
     rows = []
-    for source in ("user", "llm"):
+    for source in SOURCE_NAMES:
         pool = [e for e in test if e.source == source and e.corpus != "fresh"]
         context = [e.text for e in pool if not e.labels and len(e.text) < 400]
         unsafe = [e for e in pool if e.labels - {INJECTION}]
@@ -196,7 +197,7 @@ def evaluate(
     test_examples = _limited(load_split("test", corpora), limit)
     test = score(classifier, policy, test_examples)
     categories = []
-    for source in ("user", "llm"):
+    for source in SOURCE_NAMES:
         categories += category_rows(f"test ({source})", _by(test, source={source}), policy)
     categories += category_rows("s-labs", _by(test, corpus={"s-labs"}), policy)
     fresh_scored, fresh_rows, fresh_categories = fresh_tables(classifier, policy, limit)

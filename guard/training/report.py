@@ -14,6 +14,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from guard.decision import SOURCE_NAMES
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 README_BLOCK = "model-report"
 
@@ -119,7 +121,7 @@ def markdown(summary: dict) -> str:
         "",
     ]
     lines += _table(
-        ["category", "user", "llm"], [[c, *(_pair(p[s][c]) for s in ("user", "llm"))] for c in p["user"]]
+        ["category", "user", "llm"], [[c, *(_pair(p[s][c]) for s in SOURCE_NAMES)] for c in p["user"]]
     )
     return "\n".join(lines)
 

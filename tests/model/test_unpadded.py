@@ -11,7 +11,7 @@ from transformers import AutoTokenizer, RobertaConfig, RobertaForSequenceClassif
 
 from guard.model import Classifier
 from guard.unpadded import build_layout
-from tests.support.models import SAFETY_LABELS, _label_kwargs, minilm_dir
+from tests.support.models import SAFETY_LABELS, _label_kwargs, label_scores, minilm_dir
 
 TEXTS = [
     "hi",
@@ -99,7 +99,7 @@ def test_other_architectures_run_padded_and_still_score(tmp_path):
     classifier = Classifier.from_path(tmp_path, device="cpu", max_window_tokens=64, overlap_tokens=8)
     assert classifier.unpadded is None
     assert classifier.execution.startswith("padded (RobertaForSequenceClassification is not")
-    scores = classifier.score(["hello there", "x " * 200])
+    scores = label_scores(classifier, ["hello there", "x " * 200])
     assert all(0.0 <= v <= 1.0 for s in scores for v in s.values())
     assert classifier.batch_tokens(3, 10, 12) == 30  # padded cost: rows x longest
 

@@ -103,3 +103,10 @@ def build_tiny_chat_lm(path: Path, seed: int = 0) -> Path:
     values["model_input_names"] = ["input_ids", "attention_mask"]
     config_file.write_text(json.dumps(values, indent=2))
     return path
+
+
+def label_scores(classifier, texts: list[str]) -> list[dict[str, float]]:
+    """Scores by label for each text: the classifier's max-over-windows matrix, named."""
+    return [
+        dict(zip(classifier.labels, map(float, row), strict=True)) for row in classifier.score_matrix(texts)
+    ]

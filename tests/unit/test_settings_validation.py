@@ -90,7 +90,7 @@ def test_unknown_key_in_file_is_an_error_not_ignored(tmp_path):
 
 def test_unknown_default_policy_is_rejected(monkeypatch):
     monkeypatch.setenv("GUARD_DEFAULT_POLICY", "missing")
-    with pytest.raises(ConfigError, match="default_policy 'missing'"):
+    with pytest.raises(ConfigError, match="default_policy: unknown policy 'missing'"):
         load_settings()
 
 

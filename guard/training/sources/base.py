@@ -10,11 +10,12 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from guard.decision import SOURCE_NAMES
 from guard.errors import ConfigError
 
 INJECTION = "prompt_injection"
 CATEGORIES = ("hate", "harassment", "violence", "sexual", "self_harm", "illicit", INJECTION)
-SOURCES = ("user", "llm")
+SOURCES = SOURCE_NAMES
 SPLITS = ("train", "validation", "test")
 DATA_DIR = Path(__file__).resolve().parents[3] / "data"
 
