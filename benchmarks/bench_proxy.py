@@ -45,6 +45,11 @@ def answer_text(tokens: int) -> str:
     return " ".join(text.split()[:tokens])
 
 
+def _content(chunk: dict) -> str:
+    choices = chunk.get("choices") or [{}]
+    return (choices[0].get("delta") or {}).get("content") or ""
+
+
 async def one(
     http: httpx.AsyncClient, url: str, prompt: str, stream: bool, policy: str
 ) -> tuple[float, float]:
@@ -61,12 +66,7 @@ async def one(
     async with http.stream("POST", url, json=body, headers=headers) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
-            if (
-                first is None
-                and line.startswith("data: {")
-                and '"content":"' in line
-                and '"content":""' not in line
-            ):
+            if first is None and line.startswith("data: {") and _content(json.loads(line[6:])):
                 first = time.perf_counter() - start
     return first if first is not None else float("nan"), time.perf_counter() - start
 

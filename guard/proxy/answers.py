@@ -191,6 +191,13 @@ class StreamRail:
                 final = self._chunk(self.kind.text_choice(index, "", reason))
                 final["guard"] = guard_field(self.input_decision, decision)
                 out.append(final)
+        # stream_first releases what arrived at once, also when no window came due with it
+        released = state.session.released
+        if not state.done and released > state.sent:
+            out.append(
+                self._chunk(self.kind.text_choice(index, state.session.tokens.text[state.sent : released]))
+            )
+            state.sent = released
         return out
 
     def _chunk(self, choice: dict) -> dict:

@@ -39,6 +39,7 @@ def policies():
     return {
         "default": {**default, "block_message": "[removed by guard]"},
         "flag-all": {"version": "fa-1", "default": {"flag": 0.0, "block": None}},
+        "stream-first": {**default, "version": "sf-1", "stream": {"release": {"llm": "stream_first"}}},
     }
 
 
@@ -180,6 +181,23 @@ async def test_an_answer_that_turns_abusive_is_cut_before_the_abuse_and_the_upst
     assert guard["action"] == "block" and guard["output"]["action"] == "ACTION_BLOCK"
     await asyncio.wait_for(proxy.upstream.cancelled.wait(), 5)  # the LLM stopped generating
     assert not proxy.upstream.completed.is_set()
+
+
+async def test_hold_waits_for_a_safe_window_and_stream_first_releases_at_once(proxy):
+    async def first_content(policy: str) -> str:
+        proxy.upstream.reset(answer=SAFE_ANSWER, chunk_chars=5, pause_s=0.02)
+        headers = {"x-guard-policy": policy} if policy else {}
+        stream = await proxy.client().chat.completions.create(
+            model="m", messages=MESSAGES, stream=True, extra_headers=headers
+        )
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                await stream.close()
+                return chunk.choices[0].delta.content
+        raise AssertionError("no content")
+
+    assert len(await first_content("")) >= 40  # hold: text comes once a window holding it scored safe
+    assert len(await first_content("stream-first")) <= 10  # stream_first: each piece as it arrives
 
 
 async def test_legacy_completions_are_supervised_too(proxy):
