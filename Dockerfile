@@ -52,9 +52,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     GUARD_HOST=0.0.0.0 \
-    GUARD_PORT=50051
+    GUARD_PORT=50051 \
+    GUARD_PROXY_HOST=0.0.0.0
 USER 10001:10001
 WORKDIR /tmp
-EXPOSE 50051 9090
+# 50051 gRPC (guard serve), 8080 OpenAI-compatible HTTP (guard proxy, guard serve --http-port), 9090 metrics
+EXPOSE 50051 8080 9090
 ENTRYPOINT ["guard"]
 CMD ["serve"]
