@@ -282,3 +282,34 @@ async def test_routes_reload_too(tiny_model_dir, tmp_path):
         assert (await running.stub.Check(pb.CheckRequest(text=text))).decision.intent.route == "weather"
     finally:
         await stop(running)
+
+
+async def test_the_http_proxy_reloads_through_the_same_lifecycle(tiny_model_dir, tmp_path):
+    import httpx
+
+    from guard.proxy.server import HttpTransport
+
+    path = tmp_path / "guard.yaml"
+    write_atomically(path, config("http-1"))
+    flags = {"host": "127.0.0.1", "port": 0, "proxy_port": 0, "model": tiny_model_dir, "warmup": False}
+    settings = load_settings(path, **flags)
+    engine = Engine(settings)
+    http = HttpTransport(settings, engine)
+    service = Service(settings, engine, [http], ConfigReloader(engine, ConfigSource(path, flags), 0.05))
+    await service.start()
+    try:
+        async with httpx.AsyncClient() as client:
+
+            async def version() -> str:
+                url = f"http://127.0.0.1:{http.port}/v1/moderations"
+                answer = await client.post(url, json={"input": "hello"})
+                return answer.json()["results"][0]["guard"]["policy_version"]
+
+            assert await version() == "http-1"
+            write_atomically(path, config("http-2"))
+            deadline = time.monotonic() + 10
+            while await version() != "http-2":
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+    finally:
+        await service.stop(grace=1)
