@@ -178,10 +178,30 @@ def _print_message(message) -> None:
     print(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True), indent=2))
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _run_service(args: argparse.Namespace, flags: dict, transports) -> int:
+    """Settings from the flags, tracing, one engine, and the transports `transports(settings,
+    engine)` builds, run as one `guard.lifecycle.Service` until SIGTERM (the config file watched)."""
     from guard.engine import Engine
-    from guard.server.app import serve
+    from guard.lifecycle import Service
     from guard.tracing import configure_tracing
+
+    settings = _settings(args, **flags)
+    logging.getLogger().setLevel(settings.log_level)
+    provider = configure_tracing(settings)
+    engine = Engine(settings)
+
+    async def run() -> None:  # transports are built inside the loop they serve on (grpc.aio binds to it)
+        await Service(settings, engine, transports(settings, engine), _reloader(args, engine, **flags)).run()
+
+    try:
+        asyncio.run(run())
+    finally:
+        provider.shutdown()
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from guard.server.app import serve_transports
 
     http = {"serve_http": True, "proxy_port": args.http_port} if args.http_port is not None else {}
     flags = {
@@ -191,21 +211,11 @@ def _serve(args: argparse.Namespace) -> int:
         "proxy_upstream": args.upstream,
         **http,
     }
-    settings = _settings(args, **flags)
-    logging.getLogger().setLevel(settings.log_level)
-    provider = configure_tracing(settings)
-    engine = Engine(settings)
-    try:
-        asyncio.run(serve(settings, engine, _reloader(args, engine, **flags)))
-    finally:
-        provider.shutdown()
-    return 0
+    return _run_service(args, flags, serve_transports)
 
 
 def _proxy(args: argparse.Namespace) -> int:
-    from guard.engine import Engine
-    from guard.proxy.server import run_proxy
-    from guard.tracing import configure_tracing
+    from guard.proxy.server import HttpTransport
 
     flags = {
         "proxy_upstream": args.upstream,
@@ -213,23 +223,12 @@ def _proxy(args: argparse.Namespace) -> int:
         "proxy_port": args.port,
         "metrics_port": args.metrics_port,
     }
-    settings = _settings(args, **flags)
-    logging.getLogger().setLevel(settings.log_level)
-    provider = configure_tracing(settings)
-    engine = Engine(settings)
-    try:
-        asyncio.run(run_proxy(settings, engine, _reloader(args, engine, **flags)))
-    finally:
-        provider.shutdown()
-    return 0
+    return _run_service(args, flags, lambda settings, engine: [HttpTransport(settings, engine)])
 
 
 def _consume(args: argparse.Namespace) -> int:
     from consumers.runner import KafkaRunner
     from consumers.transport import KafkaTransport
-    from guard.engine import Engine
-    from guard.lifecycle import Service
-    from guard.tracing import configure_tracing
 
     flags = {
         "kafka_bootstrap_servers": args.bootstrap_servers,
@@ -241,18 +240,8 @@ def _consume(args: argparse.Namespace) -> int:
         "kafka_delivery": args.delivery,
         "metrics_port": args.metrics_port,
     }
-    settings = _settings(args, **flags)
-    logging.getLogger().setLevel(settings.log_level)
-    provider = configure_tracing(settings)
-    engine = Engine(settings)
-    runner = KafkaRunner(engine)  # checks the Kafka settings before the model loads
-    try:
-        asyncio.run(
-            Service(settings, engine, [KafkaTransport(runner)], _reloader(args, engine, **flags)).run()
-        )
-    finally:
-        provider.shutdown()
-    return 0
+    # KafkaRunner checks the Kafka settings when it is built, before the model loads
+    return _run_service(args, flags, lambda settings, engine: [KafkaTransport(KafkaRunner(engine))])
 
 
 def _local_engine(args: argparse.Namespace):

@@ -10,7 +10,6 @@ import socket
 import uvicorn
 
 from guard.engine import Engine
-from guard.lifecycle import Service
 from guard.proxy.app import ProxyApp
 from guard.proxy.upstream import Upstream
 from guard.settings import Settings
@@ -89,8 +88,3 @@ class HttpTransport:
 
     def finished(self) -> asyncio.Task | None:
         return self.task
-
-
-async def run_proxy(settings: Settings, engine: Engine, reloader=None) -> None:
-    """`guard proxy`: run until SIGTERM or SIGINT, then drain."""
-    await Service(settings, engine, [HttpTransport(settings, engine)], reloader).run()

@@ -155,12 +155,11 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     )
 
 
-async def serve(settings: Settings, engine: Engine, reloader=None) -> None:
-    """`guard serve`: gRPC, and the HTTP API too when `serve_http` is on, on one engine; runs until
-    SIGTERM or SIGINT, then drains."""
+def serve_transports(settings: Settings, engine: Engine) -> list:
+    """`guard serve`'s transports: gRPC, and the HTTP API too when `serve_http` is on, on one engine."""
     transports: list = [GuardServer(settings, engine)]
     if settings.serve_http:
         from guard.proxy.server import HttpTransport
 
         transports.append(HttpTransport(settings, engine))
-    await Service(settings, engine, transports, reloader).run()
+    return transports
