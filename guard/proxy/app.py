@@ -252,7 +252,7 @@ class ProxyApp:
                 "content-type", ""
             ):
                 rail.close()
-                return await _relay_whole(upstream, headers)
+                return _relayed(upstream, await _body_of(upstream), headers)
             response = StreamingResponse(
                 self._supervised(upstream, rail, span),
                 media_type="text/event-stream",
@@ -263,12 +263,9 @@ class ProxyApp:
         upstream = await _cancelled_on_disconnect(
             request, self.upstream.send("POST", url, self._forward_headers(request), raw)
         )
-        try:
-            payload = await upstream.aread()
-        finally:
-            await upstream.aclose()
+        payload = await _body_of(upstream)
         if upstream.status_code != 200:
-            return Response(payload, upstream.status_code, headers=response_headers(upstream))
+            return _relayed(upstream, payload, {})
         try:
             answer = json.loads(payload)
         except ValueError:
@@ -335,11 +332,16 @@ def _int(value: Any, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
 
 
-async def _relay_whole(upstream, headers: dict[str, str]) -> Response:
+async def _body_of(upstream) -> bytes:
+    """The upstream's whole body; the connection is released either way."""
     try:
-        payload = await upstream.aread()
+        return await upstream.aread()
     finally:
         await upstream.aclose()
+
+
+def _relayed(upstream, payload: bytes, headers: dict[str, str]) -> Response:
+    """The upstream's answer as it came (status, headers, body), plus guard's `headers`."""
     return Response(payload, upstream.status_code, headers={**response_headers(upstream), **headers})
 
 
