@@ -225,14 +225,17 @@ class Engine:
         batch_field: str | None = "requests",
         parents: Sequence[Context | None] | None = None,
         transport: str = "grpc",
+        live: LiveConfig | None = None,
     ) -> list[Decision]:
         """Decide on every item, in order. `deadline` is a `time.monotonic()` instant.
 
         Errors name the offending field (`requests[3].text` when `batch_field` is set). Each
         decision span is a child of the current span, or of `parents[i]` when given (the Kafka
-        runner's per-record `process` spans). `transport` labels the metrics."""
+        runner's per-record `process` spans). `transport` labels the metrics. `live` is the
+        configuration to decide with (default: the current one), for a caller that reads more
+        of it afterwards."""
         arrived = time.monotonic()
-        live = self.live  # one policy set and router for the whole call, whatever a reload does meanwhile
+        live = live or self.live  # one policy set and router for the whole call, whatever a reload does
         try:
             self._require_ready()
             policies = [

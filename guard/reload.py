@@ -41,9 +41,12 @@ class ConfigSource:
         return cls(Path(path), overrides) if path else None
 
 
-def _stamp(path: Path) -> tuple | None:
+def file_stamp(path: Path) -> tuple | None:
+    """What changes when a watched file does (None when it cannot be read): the file behind the
+    path (following symlinks, so a Kubernetes `..data` swap gives another inode), its size and
+    modification time. The config file and the auth token file are watched with it."""
     try:
-        info = os.stat(path)  # follows symlinks: a swapped ..data link gives another inode
+        info = os.stat(path)
     except OSError:
         return None
     return info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns
@@ -55,21 +58,21 @@ class ConfigReloader:
         self.source = source
         self.interval_s = interval_s
         self.running: Settings = engine.settings  # what serves now (live fields as last applied)
-        self._stamp = _stamp(source.path)
+        self._stamp = file_stamp(source.path)
         self._lock = asyncio.Lock()
 
     async def watch(self) -> None:
         """Poll the file every `interval_s` seconds; reload when it changed."""
         while True:
             await asyncio.sleep(self.interval_s)
-            stamp = _stamp(self.source.path)
+            stamp = file_stamp(self.source.path)
             if stamp is not None and stamp != self._stamp:
                 await self.reload("the file changed")
 
     async def reload(self, why: str) -> str:
         """Reload now; returns the result (applied, unchanged, rejected)."""
         async with self._lock:
-            self._stamp = _stamp(self.source.path)
+            self._stamp = file_stamp(self.source.path)
             result = await self._reload(why)
         self.engine.metrics.config_reloads.labels(result).inc()
         return result

@@ -223,13 +223,15 @@ async def judge_whole_answer(
     judged = [(i, text) for i, text in judged if text]
     if not judged:
         return {**body, "guard": guard_field(input_decision, None)}, None
+    live = engine.live  # the decisions and the block message come from one configuration
     decisions = await engine.check_many(
         [dataclasses.replace(item, text=text) for _, text in judged],
         deadline,
         batch_field=None,
         transport="http",
+        live=live,
     )
-    policy = engine.policies.select(item.policy, item.tenant)
+    policy = live.policies.select(item.policy, item.tenant)
     new_choices = list(choices)
     for (i, _), decision in zip(judged, decisions):
         if decision.action is Action.BLOCK:

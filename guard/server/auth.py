@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import grpc
 
 from guard.errors import ConfigError
+from guard.reload import file_stamp
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,11 @@ class TokenStore:
         self._fixed = [token.encode()] if token else []
         self._path = path
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple | None = None
         self._checked = 0.0
         self._from_file: list[bytes] = []
         if path is not None:
-            self._stamp = _stamp(path)
+            self._stamp = file_stamp(path)
             self._from_file = read_tokens(path)
 
     def tokens(self) -> list[bytes]:
@@ -64,7 +64,7 @@ class TokenStore:
         with self._lock:
             self._checked = time.monotonic()
             try:
-                stamp = _stamp(self._path)
+                stamp = file_stamp(self._path)
                 if stamp != self._stamp:
                     self._from_file, self._stamp = read_tokens(self._path), stamp
                     log.info("auth_token_file changed: %d token(s) now accepted", len(self._from_file))
@@ -96,11 +96,6 @@ def client_token(settings) -> str | None:
 
 def _env_token(settings) -> str | None:
     return settings.auth_token.get_secret_value().strip() if settings.auth_token else None
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    info = os.stat(path)
-    return info.st_size, info.st_mtime_ns
 
 
 def bearer_token(metadata) -> bytes | None:

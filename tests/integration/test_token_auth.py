@@ -130,3 +130,22 @@ def test_token_settings_are_validated(tmp_path):
         load_settings(None, auth_token=" ")
     store = TokenStore("one", None)
     assert store.allows(b"one") and not store.allows(b"on") and not store.allows(b"one ")
+
+
+def test_a_secret_swapped_like_kubernetes_does_is_seen_even_at_equal_size_and_time(tmp_path, monkeypatch):
+    """kubelet updates a mounted Secret by pointing `..data` at a new folder: the path's size and
+    mtime may be unchanged, the file behind it (its inode) is not."""
+    old, new = tmp_path / "v1", tmp_path / "v2"
+    for folder, token in ((old, "tok-a"), (new, "tok-b")):
+        folder.mkdir()
+        (folder / "tokens").write_text(token + "\n")
+        os.utime(folder / "tokens", ns=(1_000_000_000, 1_000_000_000))
+    (tmp_path / "..data").symlink_to(old)
+    (tmp_path / "tokens").symlink_to(tmp_path / "..data" / "tokens")
+    store = TokenStore(None, tmp_path / "tokens")
+    assert store.allows(b"tok-a")
+    swap = tmp_path / "..data.new"
+    swap.symlink_to(new)
+    os.replace(swap, tmp_path / "..data")
+    monkeypatch.setattr(store, "_checked", 0.0)  # due for a re-check
+    assert store.allows(b"tok-b") and not store.allows(b"tok-a")
