@@ -39,14 +39,22 @@ COPY pyproject.toml README.md ./
 COPY proto ./proto
 COPY guard ./guard
 COPY consumers ./consumers
+# the CPU default backend runs an ONNX export of the default model: export it here (with and
+# without the routing output) into a cache baked into the image, so pods start without exporting
+ENV GUARD_ONNX_CACHE_DIR=/opt/guard-onnx
 RUN pip install /src \
-    && python3 -c "from guard.defaults.model import load_default_classifier; load_default_classifier(device='cpu')"
+    && python3 -c "from guard.defaults.model import load_default_classifier; load_default_classifier(device='cpu')" \
+    && if [ "${TORCH_INDEX_URL##*/}" = "cpu" ]; then \
+         python3 -m guard.backends.onnx_export --warm-cache; \
+       else mkdir -p /opt/guard-onnx; fi
 
 # --- runtime: the venv on the same base, a non-root user, nothing else ---------------------------
 # hadolint ignore=DL3006
 FROM base-${VARIANT} AS runtime
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/guard-onnx /opt/guard-onnx
 ENV PATH=/opt/venv/bin:$PATH \
+    GUARD_ONNX_CACHE_DIR=/opt/guard-onnx \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
     HF_HUB_OFFLINE=1 \

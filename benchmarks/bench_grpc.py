@@ -64,7 +64,6 @@ def batcher_throughput(classifier: Classifier, texts: list[str], embedder=None) 
 
 def routing_cost(texts: list[str]) -> list[tuple]:
     """The default model through the batcher: routing off, on in the same pass, on as a second pass."""
-    from guard.defaults import manifest
     from guard.defaults.model import load_default_classifier
     from guard.embedding import SentenceEncoder
 
@@ -83,8 +82,7 @@ def routing_cost(texts: list[str]) -> list[tuple]:
             batcher_throughput(shared, texts),
             None,
             None,
-            "shared layers 0-"
-            + str(plain.model.config.num_hidden_layers - manifest()["training"]["trainable_layers"] - 1),
+            "shared layers 0-" + str(shared.backend.shared_layers - 1),
         ),
         (
             "default model, batcher, routing as a second pass",
@@ -171,14 +169,12 @@ def main() -> int:
             model_dir = build_minilm_classifier(Path(tmp) / "minilm")
         classifier = Classifier.from_path(model_dir, device=args.device)
         classifier.warm_up()
-        padded = Classifier(
-            classifier.model, classifier.tokenizer, classifier.model_id, classifier.placement, unpadded=False
-        )
+        padded = Classifier.from_path(model_dir, device=args.device, unpadded=False)
         padded.warm_up()
         lengths = [max(len(w) for w in ws) for ws in classifier.encode(texts)]
         mode = classifier.execution
         print(
-            f"# device={classifier.placement.device} dtype={classifier.placement.dtype_name} batches={mode} "
+            f"# device={classifier.info.device} dtype={classifier.info.dtype} batches={mode} "
             f"texts={len(texts)} tokens min/median/max={min(lengths)}/{int(statistics.median(lengths))}/"
             f"{max(lengths)} cores={os.cpu_count()}",
             flush=True,

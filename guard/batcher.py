@@ -3,8 +3,8 @@
 Callers on any thread (the gRPC event loop, the Kafka consumer) `submit` texts and get a
 `concurrent.futures.Future`. One dedicated model thread drains the queue, tokenizes what arrived,
 forms a batch under a token budget from texts of similar length (the oldest waiting text always
-goes in, so nothing starves), and runs the forward pass under `torch.inference_mode()`: unpadded
-where the model allows (see `guard.unpadded`), else in length-sorted passes padded to their own
+goes in, so nothing starves), and runs it on the classifier's backend (`guard.backends`): unpadded
+where the backend allows (see `guard.unpadded`), else in length-sorted passes padded to their own
 longest window.
 Texts whose caller cancelled, or whose deadline passed, are dropped before the forward pass.
 
@@ -80,6 +80,7 @@ class Batcher:
         """`embedder` gives sentence embeddings of windows for a classifier whose own pass
         gives none (a separate pass); None = only what `classifier.infer` returns."""
         self.classifier = classifier
+        self._backend = classifier.info  # what runs the batches, for their spans
         self.embedder = embedder
         self.metrics = metrics or Metrics()
         self.tracer = tracer or trace.get_tracer("guard")
@@ -319,7 +320,8 @@ class Batcher:
                     "guard.batch.queue_ms.max": round(max(t.queue_ms for t in timings), 3),
                     "guard.batch.tokenize_ms": round(max(t.tokenize_ms for t in timings), 3),
                     "guard.batch.inference_ms": round(inference_ms, 3),
-                    "guard.device": str(self.classifier.placement.device),
+                    "guard.device": self._backend.device,
+                    "guard.backend": self._backend.kind,
                 }
             )
         span.end()

@@ -22,6 +22,25 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML settings file (or GUARD_CONFIG)")
     parser.add_argument("--model", metavar="DIR", help="Hugging Face classifier folder (GUARD_MODEL)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="GUARD_DEVICE (default auto)")
+    _backend_args(parser)
+
+
+def _backend_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx"],
+        help="what runs the model (GUARD_BACKEND; default auto: torch on a GPU, onnx on a CPU)",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=["auto", "none", "int8"],
+        help="int8 weights on the CPU (GUARD_QUANTIZE; default auto: float32 today, see README Backends)",
+    )
+
+
+def _model_flags(args: argparse.Namespace) -> dict:
+    """The model flags given on the command line (unset ones leave the settings alone)."""
+    return {"model": args.model, "device": args.device, "backend": args.backend, "quantize": args.quantize}
 
 
 def _metrics_arg(parser: argparse.ArgumentParser) -> None:
@@ -157,18 +176,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default="eval-report", metavar="DIR", help="report folder (default eval-report)"
     )
     evaluate.add_argument("--limit", type=int, help="examples per corpus and split (a quick smoke run)")
+    _backend_args(evaluate)
+
+    export = sub.add_parser(
+        "export-onnx",
+        help="write a model as an ONNX folder (model.onnx, config, tokenizer) for --backend onnx",
+        description="Export the embedded default model (or a Hugging Face classifier folder) to ONNX: "
+        "model.onnx with inputs input_ids and attention_mask and output logits (and, for the default "
+        "model with --routing, the routing embeddings from the same pass), with its config.json and "
+        "tokenizer. guard serve --model DIR runs the folder on ONNX Runtime.",
+    )
+    export.add_argument("--output", required=True, metavar="DIR", help="folder to write (replaced)")
+    export.add_argument(
+        "--model", metavar="DIR", help="Hugging Face classifier folder (default: embedded model)"
+    )
+    export.add_argument(
+        "--quantize", choices=["none", "int8"], default="none", help="int8 weights (default none)"
+    )
+    export.add_argument(
+        "--routing",
+        action="store_true",
+        help="default model only: also output the routing embedding of each window",
+    )
     return parser
 
 
 def _settings(args: argparse.Namespace, **extra) -> Settings:
-    return load_settings(args.config, model=args.model, device=args.device, **extra)
+    return load_settings(args.config, **_model_flags(args), **extra)
 
 
 def _reloader(args: argparse.Namespace, engine, **extra):
     """Watches the --config file (or GUARD_CONFIG) while serving; None without one."""
     from guard.reload import ConfigReloader, ConfigSource
 
-    source = ConfigSource.of(args.config, model=args.model, device=args.device, **extra)
+    source = ConfigSource.of(args.config, **_model_flags(args), **extra)
     return (
         None if source is None else ConfigReloader(engine, source, engine.settings.config_reload_interval_s)
     )
@@ -321,8 +362,20 @@ def _eval(args: argparse.Namespace) -> int:
         raise ConfigError("eval: name a MODEL folder (or 'default'), or pass --routes")
     from guard.training.evaluate import evaluate
 
-    evaluate(args.model, Path(args.output), limit=args.limit)
+    evaluate(args.model, Path(args.output), limit=args.limit, backend=args.backend, quantize=args.quantize)
     print(f"report written to {args.output}/ (report.md, report.json)")
+    return 0
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from guard.backends.onnx_export import export_model
+
+    out = export_model(
+        Path(args.output), Path(args.model) if args.model else None, args.quantize, args.routing
+    )
+    print(f"ONNX model folder written to {out}; serve it with: guard serve --model {out}")
     return 0
 
 
@@ -346,6 +399,7 @@ COMMANDS = {
     "info": _info,
     "train": _train,
     "eval": _eval,
+    "export-onnx": _export_onnx,
 }
 
 

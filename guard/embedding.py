@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from guard.backends.torch_backend import mean_pool, pad_windows, quiet_loading
 from guard.defaults.model import base_dir
-from guard.model import mean_pool, pad_windows, quiet_loading
 from guard.packing import plan_micro_batches
 
 OVERHEAD_TOKENS = 40.0  # fixed cost of a MiniLM forward pass on a CPU, in token-equivalents (measured)

@@ -19,7 +19,7 @@ from guard.batcher import Batcher, Scored
 from guard.decision import CheckItem, Decision, Source, check_id_length
 from guard.errors import DeadlineExceeded, GuardError, InvalidInput, ModelFailure, NotReady, Overloaded
 from guard.metrics import Metrics
-from guard.model import Classifier, set_cpu_threads
+from guard.model import Classifier
 from guard.policy import Policy, PolicySet
 from guard.settings import Settings
 from guard.text import check_text_chars, readable
@@ -36,6 +36,9 @@ class EngineInfo:
     multi_label: bool
     device: str
     dtype: str
+    backend: str  # "torch" | "onnx"
+    quantization: str  # "none" | "int8"
+    execution: str  # "unpadded" | "padded (why)"
     max_window_tokens: int
     policies: tuple[tuple[str, str, tuple[str, ...]], ...]  # (name, version, categories)
     default_policy: str
@@ -45,21 +48,22 @@ class EngineInfo:
 
 
 def load_classifier(settings: Settings) -> Classifier:
-    """The configured model folder, or the embedded default model when none is configured (with
-    routing on, the default model gives the routing embedding in the same forward pass)."""
+    """The configured model folder, or the embedded default model when none is configured, on the
+    backend `choose_backend` picks (with routing on, the default model gives the routing
+    embedding in the same forward pass)."""
+    from guard.backends import choose_backend
+
+    choice = choose_backend(settings)
     window = {
         "max_window_tokens": settings.max_window_tokens,
         "overlap_tokens": settings.window_overlap_tokens,
-        "unpadded": settings.unpadded,
     }
     if settings.model is None:
         from guard.defaults.model import load_default_classifier
 
         routing = settings.routing and bool(settings.routes)
-        return load_default_classifier(
-            device=settings.device, dtype=settings.dtype, routing=routing, **window
-        )
-    return Classifier.from_path(settings.model, device=settings.device, dtype=settings.dtype, **window)
+        return load_default_classifier(choice, routing=routing, **window)
+    return Classifier.from_path(settings.model, choice, **window)
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ class Engine:
     def start(self) -> None:
         """Load (if not given) and warm the model, then start the model thread. Blocking."""
         if self.settings.torch_threads:
+            from guard.backends.torch_backend import set_cpu_threads
+
             set_cpu_threads(self.settings.torch_threads)
         if self.classifier is None:
             self.classifier = load_classifier(self.settings)
@@ -130,6 +136,7 @@ class Engine:
             tracer=self.tracer,
         )
         self.batcher.start()
+        self.metrics.serving(self.classifier.model_id, self.classifier.info)
         self.ready = True
         self.metrics.ready.set(1)
 
@@ -170,13 +177,17 @@ class Engine:
     def info(self) -> EngineInfo:
         self._require_ready()
         labels = self.classifier.labels
+        backend = self.classifier.info
         return EngineInfo(
             model=self.classifier.model_id,
             model_path=self.classifier.source,
             labels=tuple(labels),
             multi_label=self.classifier.multi_label,
-            device=str(self.classifier.placement.device),
-            dtype=self.classifier.placement.dtype_name,
+            device=backend.device,
+            dtype=backend.dtype,
+            backend=backend.kind,
+            quantization=backend.quantization,
+            execution=backend.execution,
             max_window_tokens=self.classifier.window_tokens,
             policies=tuple(
                 (p.name, p.version, tuple(p.categories_for(labels))) for p in self.policies.policies.values()

@@ -132,6 +132,12 @@ class Metrics:
             "1 while the configuration file changes settings that only a restart applies.",
             registry=r,
         )
+        self.model_info = Gauge(
+            "guard_model_info",
+            "1 for the model being served, labelled with what runs it.",
+            ["model", "backend", "device", "dtype", "quantization", "execution"],
+            registry=r,
+        )
         self._server = None
 
     # --- helpers the engine and transports call ------------------------------------------------
@@ -140,6 +146,13 @@ class Metrics:
 
     def track_streams(self, open_streams: Callable[[], int]) -> None:
         self.streams_open.set_function(open_streams)
+
+    def serving(self, model_id: str, info) -> None:
+        """Record what serves (a `guard.backends.BackendInfo`) as `guard_model_info`."""
+        self.model_info.clear()
+        self.model_info.labels(
+            model_id, info.kind, info.device, info.dtype, info.quantization, info.execution
+        ).set(1)
 
     def decision(self, decision, source: str, transport: str) -> None:
         triggered = next((c.category for c in decision.categories if c.triggered), NO_CATEGORY)
@@ -191,4 +204,5 @@ METRIC_NAMES = (
     "guard_ready",
     "guard_config_reload_total",
     "guard_config_restart_required",
+    "guard_model_info",
 )

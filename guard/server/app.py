@@ -104,13 +104,10 @@ class GuardServer:
 
     async def ready(self) -> None:
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
-        info = self.engine.info()
         log.info(
-            "SERVING model %s on %s (%s, %s batches)",
-            info.model,
-            info.device,
-            info.dtype,
-            self.engine.classifier.execution,
+            "SERVING model %s: %s",
+            self.engine.classifier.model_id,
+            self.engine.classifier.info.describe(),
         )
 
     async def drain(self, grace: float) -> None:

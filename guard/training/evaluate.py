@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from guard.backends import BackendChoice
 from guard.decision import SOURCE_NAMES
 from guard.model import Classifier
 from guard.policy import Policy, PolicyConfig
@@ -36,12 +37,18 @@ ROBUSTNESS_TEXTS = 1200
 CONTEXT_TEXTS = 600
 
 
-def load_for_eval(model: str | Path) -> Classifier:
+def load_for_eval(model: str | Path, backend: str | None = None, quantize: str | None = None) -> Classifier:
+    """The model on the CPU: torch float32 unless a backend or quantization is named."""
+    choice = BackendChoice(
+        kind="torch" if backend in (None, "auto") else backend,
+        quantization="none" if quantize in (None, "auto") else quantize,
+        device="cpu",
+    )
     if str(model) == "default":
         from guard.defaults.model import load_default_classifier
 
-        return load_default_classifier(device="cpu")
-    return Classifier.from_path(model, device="cpu")
+        return load_default_classifier(choice)
+    return Classifier.from_path(model, choice)
 
 
 def _limited(examples: list[Example], limit: int | None) -> list[Example]:
@@ -189,9 +196,12 @@ def evaluate(
     benchmarks: tuple[str, ...] = BENCHMARKS,
     limit: int | None = None,
     log=print,
+    backend: str | None = None,
+    quantize: str | None = None,
 ) -> dict:
     """`model` is a model folder or "default". `limit` caps examples per corpus (tests)."""
-    classifier = load_for_eval(model)
+    classifier = load_for_eval(model, backend, quantize)
+    log(f"backend: {classifier.info.describe()}")
     policy, picked, which = eval_policy(model, classifier, corpora, limit)
     log(f"policy: {which}")
     test_examples = _limited(load_split("test", corpora), limit)
@@ -212,6 +222,7 @@ def evaluate(
     context = context_rows(classifier, policy, test_examples, CONTEXT_TEXTS if not limit else 2 * limit)
     summary = {
         "model": classifier.model_id,
+        "backend": classifier.info.describe(),
         "policy": which,
         "policy_version": policy.version,
         "picked_thresholds": picked,

@@ -27,8 +27,8 @@ import torch
 from tqdm import tqdm
 from transformers import AutoTokenizer, BertForSequenceClassification
 
+from guard.backends.torch_backend import pad_windows
 from guard.decision import SOURCE_NAMES
-from guard.model import pad_windows
 from guard.text import fold
 from guard.training.augment import in_context, perturb
 from guard.training.sources import CATEGORIES, TRAINING_CORPORA, Example, load_split

@@ -174,7 +174,7 @@ class PolicyInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("model", "model_path", "labels", "multi_label", "device", "dtype", "max_window_tokens", "policies", "default_policy", "max_text_chars", "max_batch_items", "version")
+    __slots__ = ("model", "model_path", "labels", "multi_label", "device", "dtype", "max_window_tokens", "policies", "default_policy", "max_text_chars", "max_batch_items", "version", "backend", "quantization", "execution")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
@@ -187,6 +187,9 @@ class GetInfoResponse(_message.Message):
     MAX_TEXT_CHARS_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_ITEMS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
     model: str
     model_path: str
     labels: _containers.RepeatedScalarFieldContainer[str]
@@ -199,4 +202,7 @@ class GetInfoResponse(_message.Message):
     max_text_chars: int
     max_batch_items: int
     version: str
-    def __init__(self, model: _Optional[str] = ..., model_path: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., multi_label: _Optional[bool] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., max_window_tokens: _Optional[int] = ..., policies: _Optional[_Iterable[_Union[PolicyInfo, _Mapping]]] = ..., default_policy: _Optional[str] = ..., max_text_chars: _Optional[int] = ..., max_batch_items: _Optional[int] = ..., version: _Optional[str] = ...) -> None: ...
+    backend: str
+    quantization: str
+    execution: str
+    def __init__(self, model: _Optional[str] = ..., model_path: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., multi_label: _Optional[bool] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., max_window_tokens: _Optional[int] = ..., policies: _Optional[_Iterable[_Union[PolicyInfo, _Mapping]]] = ..., default_policy: _Optional[str] = ..., max_text_chars: _Optional[int] = ..., max_batch_items: _Optional[int] = ..., version: _Optional[str] = ..., backend: _Optional[str] = ..., quantization: _Optional[str] = ..., execution: _Optional[str] = ...) -> None: ...

@@ -58,7 +58,10 @@ def test_runtime_stage_runs_as_non_root_without_healthcheck():
     assert not any(word == "HEALTHCHECK" for word, _ in ins)
     assert ("ENTRYPOINT", '["guard"]') in runtime and ("CMD", '["serve"]') in runtime
     copies = [rest for word, rest in runtime if word == "COPY"]
-    assert copies == ["--from=build /opt/venv /opt/venv"]  # only the built venv reaches the runtime
+    # only the built venv and the ONNX export of the default model (the CPU backend's cache) reach it
+    assert copies == ["--from=build /opt/venv /opt/venv", "--from=build /opt/guard-onnx /opt/guard-onnx"]
+    env = " ".join(rest for word, rest in runtime if word == "ENV")
+    assert "GUARD_ONNX_CACHE_DIR=/opt/guard-onnx" in env
 
 
 def test_the_image_copies_what_the_package_needs():

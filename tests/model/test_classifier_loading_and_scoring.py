@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from guard.backends.torch_backend import choose_placement
 from guard.errors import ConfigError
-from guard.model import Classifier, choose_placement, content_hash
+from guard.model import Classifier, content_hash
 from tests.support.models import SAFETY_LABELS, build_tiny_bert, label_scores
 
 
@@ -27,9 +28,10 @@ def test_single_label_model_uses_softmax(tiny_single_label_dir):
 
 def test_packaged_minilm_encoder_with_a_head_loads_and_scores(minilm_model_dir):
     c = Classifier.from_path(minilm_model_dir, device="cpu")
-    assert c.model.config.hidden_size == 384 and c.model.config.num_hidden_layers == 6
+    config = c.backend.model.config
+    assert config.hidden_size == 384 and config.num_hidden_layers == 6
     assert c.labels == list(SAFETY_LABELS)
-    assert c.placement.dtype == torch.float32 and c.placement.device.type == "cpu"
+    assert c.backend.placement.dtype == torch.float32 and c.backend.placement.device.type == "cpu"
     assert c.window_tokens == 256
     a, b = label_scores(c, ["please reset my password", "the weather is lovely today"])
     assert a != b
@@ -93,7 +95,7 @@ def test_placement_is_cpu_float32_without_cuda():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_uses_half_precision_and_matches_cpu(minilm_model_dir):
     gpu = Classifier.from_path(minilm_model_dir, device="cuda")
-    assert gpu.placement.dtype in (torch.bfloat16, torch.float16)
+    assert gpu.backend.placement.dtype in (torch.bfloat16, torch.float16)
     cpu = Classifier.from_path(minilm_model_dir, device="cpu")
     texts = ["hello there", "a somewhat longer sentence about billing and refunds"]
     for g, c in zip(label_scores(gpu, texts), label_scores(cpu, texts)):

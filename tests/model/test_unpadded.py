@@ -26,9 +26,7 @@ TEXTS = [
 
 def both(folder, **kwargs) -> tuple[Classifier, Classifier]:
     unpadded = Classifier.from_path(folder, device="cpu", **kwargs)
-    padded = Classifier(
-        unpadded.model, unpadded.tokenizer, unpadded.model_id, unpadded.placement, unpadded=False, **kwargs
-    )
+    padded = Classifier.from_path(folder, device="cpu", unpadded=False, **kwargs)
     return unpadded, padded
 
 
@@ -63,7 +61,7 @@ def test_single_label_softmax_and_equal_length_windows(tiny_single_label_dir):
 def test_bfloat16_unpadded_stays_close_to_padded(tiny_model_dir):
     unpadded = Classifier.from_path(tiny_model_dir, device="cpu", dtype="bfloat16")
     padded = Classifier.from_path(tiny_model_dir, device="cpu", dtype="bfloat16", unpadded=False)
-    assert unpadded.execution == "unpadded" and unpadded.placement.dtype == torch.bfloat16
+    assert unpadded.execution == "unpadded" and unpadded.info.dtype == "bfloat16"
     windows = windows_of(unpadded, TEXTS[:5])
     np.testing.assert_allclose(unpadded.forward(windows), padded.forward(windows), atol=3e-2)
 
@@ -97,7 +95,7 @@ def test_other_architectures_run_padded_and_still_score(tmp_path):
     RobertaForSequenceClassification(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     classifier = Classifier.from_path(tmp_path, device="cpu", max_window_tokens=64, overlap_tokens=8)
-    assert classifier.unpadded is None
+    assert classifier.backend.unpadded is None
     assert classifier.execution.startswith("padded (RobertaForSequenceClassification is not")
     scores = label_scores(classifier, ["hello there", "x " * 200])
     assert all(0.0 <= v <= 1.0 for s in scores for v in s.values())

@@ -41,6 +41,6 @@ class RecordingClassifier(Classifier):
         return any(window in batch for batch in self.batches)
 
     @classmethod
-    def load(cls, folder, **kwargs) -> RecordingClassifier:
-        base = Classifier.from_path(folder, device="cpu", **kwargs)
-        return cls(base.model, base.tokenizer, base.model_id, base.placement, **kwargs)
+    def load(cls, folder, unpadded: bool = True, **window) -> RecordingClassifier:
+        base = Classifier.from_path(folder, device="cpu", unpadded=unpadded, **window)
+        return cls(base.backend, base.tokenizer, base.model_id, source=base.source, **window)
