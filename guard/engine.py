@@ -19,7 +19,7 @@ from guard.batcher import Batcher, Scored
 from guard.decision import CheckItem, Decision, Source, check_id_length
 from guard.errors import DeadlineExceeded, GuardError, InvalidInput, ModelFailure, NotReady, Overloaded
 from guard.metrics import Metrics
-from guard.model import Classifier
+from guard.model import Classifier, load_classifier
 from guard.policy import Policy, PolicySet
 from guard.settings import Settings
 from guard.text import check_text_chars, readable
@@ -45,25 +45,6 @@ class EngineInfo:
     max_text_chars: int
     max_batch_items: int
     version: str = __version__
-
-
-def load_classifier(settings: Settings) -> Classifier:
-    """The configured model folder, or the embedded default model when none is configured, on the
-    backend `choose_backend` picks (with routing on, the default model gives the routing
-    embedding in the same forward pass)."""
-    from guard.backends import choose_backend
-
-    choice = choose_backend(settings)
-    window = {
-        "max_window_tokens": settings.max_window_tokens,
-        "overlap_tokens": settings.window_overlap_tokens,
-    }
-    if settings.model is None:
-        from guard.defaults.model import load_default_classifier
-
-        routing = settings.routing and bool(settings.routes)
-        return load_default_classifier(choice, routing=routing, **window)
-    return Classifier.from_path(settings.model, choice, **window)
 
 
 @dataclass(frozen=True)

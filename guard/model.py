@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from guard.backends import Backend, BackendChoice, load_folder_backend
+from guard.backends import Backend, BackendChoice, choose_backend, load_folder_backend
 from guard.backends.base import BackendInfo
 from guard.errors import ConfigError
 from guard.text import fold, fold_with_origin, origin_span
@@ -262,3 +262,20 @@ class Classifier:
         t_small, t_large = best_time(1, 8), best_time(16, length)
         per_token = max((t_large - t_small) / (large - small), 1e-9)
         return float(min(max((t_small - small * per_token) / per_token, 0.0), 4096.0))
+
+
+def load_classifier(settings) -> Classifier:
+    """The configured model folder, or the embedded default model when none is configured, on the
+    backend `choose_backend` picks (with routing on, the default model gives the routing
+    embedding in the same forward pass)."""
+    choice = choose_backend(settings)
+    window = {
+        "max_window_tokens": settings.max_window_tokens,
+        "overlap_tokens": settings.window_overlap_tokens,
+    }
+    if settings.model is None:
+        from guard.defaults.model import load_default_classifier
+
+        routing = settings.routing and bool(settings.routes)
+        return load_default_classifier(choice, routing=routing, **window)
+    return Classifier.from_path(settings.model, choice, **window)
