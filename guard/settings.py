@@ -137,8 +137,8 @@ class Settings(BaseSettings, KafkaSettings):
     quantize: Literal["auto", "none", "int8"] = Field(
         "auto",
         description="int8 = int8 weights with activations quantized per batch (CPU only, either backend; "
-        "faster, scores move slightly). auto = int8 for the embedded default model on the onnx backend "
-        '(measured to keep its decisions, README "Backends"), none for other models and on a GPU.',
+        "2-2.7x faster, scores move slightly). auto = the CPU default measured for the embedded model on "
+        'the onnx backend (float32 today: README "Backends" says why), none for other models and on a GPU.',
     )
     onnx_cache_dir: Path | None = Field(
         None, description="Where ONNX exports of torch models are cached; unset = ~/.cache/guard/onnx."

@@ -58,10 +58,10 @@ def onnx_available() -> bool:
 # The CPU default for the embedded default model, measured on its own evaluation (README
 # "Backends", `python3 -m guard.training.parity`, `guard eval default --backend onnx --quantize
 # int8`). int8 weights (the first encoder layer kept float32) meet the bar (decisions kept
-# on 98.9% of the test texts, macro-F1 and prompt_injection F1 within 0.005) at 2.5-3x torch, but
+# on 98.85% of the test texts, macro-F1 and prompt_injection F1 within 0.005) at 2.2-2.65x torch, but
 # flag more benign text where guard is weakest (support chat with injection words 0.055 -> 0.069,
 # the fresh set's benign texts 0.073 -> 0.086), so the default stays float32: ONNX Runtime float32
-# gives torch's scores to 1e-6 at 1.6-1.75x. Models nobody measured are never quantized by `auto`.
+# gives torch's scores to 1e-6 at 1.5-1.75x. Models nobody measured are never quantized by `auto`.
 CPU_DEFAULT_QUANTIZATION = "none"
 
 
