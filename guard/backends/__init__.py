@@ -114,17 +114,33 @@ def open_onnx_folder(folder: Path, choice: BackendChoice, quantization: str):
     return backend, tokenizer
 
 
+def onnx_export_of(model_id: str, choice: BackendChoice, load, routing: bool = False):
+    """An `OnnxBackend` (and tokenizer) over the cached ONNX export of a torch model. `load()`
+    gives (model, tokenizer, route layers or None) and runs only when the export is not cached."""
+    from guard.backends import onnx_export
+
+    def build(target: Path) -> Path:
+        model, tokenizer, route_layers = load()
+        return onnx_export.export_folder(
+            model, tokenizer, target, model_id, route_layers, choice.quantization
+        )
+
+    cache = choice.cache_dir or onnx_export.default_cache_dir()
+    key = onnx_export.cache_key(model_id, routing, choice.quantization)
+    return open_onnx_folder(onnx_export.cached_folder(cache, key, build), choice, choice.quantization)
+
+
 def load_folder_backend(folder: Path, model_id: str, choice: BackendChoice):
     """The backend and tokenizer for a model folder: an ONNX export (model.onnx) runs on the
     onnx backend; a Hugging Face classifier runs on torch, or on onnx from a cached export."""
     from guard.backends import onnx_export
 
-    cache = choice.cache_dir or onnx_export.default_cache_dir()
     if (folder / onnx_export.MODEL_FILE).is_file():
         if choice.kind != "onnx":
             raise ConfigError(f"model: {str(folder)!r} is an ONNX export; it runs on backend onnx (or auto)")
         quantized = onnx_export.read_meta(folder).get("quantization", "none")
         if choice.quantization == "int8" and quantized != "int8":
+            cache = choice.cache_dir or onnx_export.default_cache_dir()
             return open_onnx_folder(onnx_export.quantized_copy(folder, cache, model_id), choice, "int8")
         return open_onnx_folder(folder, choice, quantized)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -138,15 +154,7 @@ def load_folder_backend(folder: Path, model_id: str, choice: BackendChoice):
         return model, tokenizer
 
     if choice.kind == "onnx":
-
-        def build(target: Path) -> Path:
-            model, tokenizer = load_torch()
-            return onnx_export.export_folder(
-                model, tokenizer, target, model_id, quantization=choice.quantization
-            )
-
-        key = onnx_export.cache_key(model_id, False, choice.quantization)
-        return open_onnx_folder(onnx_export.cached_folder(cache, key, build), choice, choice.quantization)
+        return onnx_export_of(model_id, choice, lambda: (*load_torch(), None))
     model, tokenizer = load_torch()
     backend = TorchBackend(
         model,

@@ -210,10 +210,8 @@ def cached_folder(cache_dir: Path, key: str, build: Callable[[Path], Path]) -> P
     log.info("exporting the model to ONNX (cached in %s)", folder)
     try:
         return build(folder)
-    except PermissionError as exc:  # EROFS surfaces as OSError; both mean "not writable here"
-        reason = exc
-    except OSError as exc:
-        if exc.errno not in (errno.EROFS, errno.EACCES):
+    except OSError as exc:  # a PermissionError, or EROFS: not writable here
+        if not isinstance(exc, PermissionError) and exc.errno != errno.EROFS:
             raise
         reason = exc
     fallback = Path(tempfile.gettempdir()) / "guard-onnx" / key

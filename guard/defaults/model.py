@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertForSequenceClassification
 from transformers.utils import logging as hf_logging
 
-from guard.backends import BackendChoice, onnx_export, open_onnx_folder
+from guard.backends import BackendChoice, onnx_export_of
 from guard.backends.torch_backend import TorchBackend, choose_placement, quiet_loading
 from guard.defaults import MANIFEST, WEIGHTS, built, manifest
 from guard.errors import ConfigError
@@ -99,17 +99,12 @@ def load_default_classifier(
     if choice.kind == "onnx":
         if not built():
             build_default_model()  # raises the missing-weights error
-        cache = choice.cache_dir or onnx_export.default_cache_dir()
 
-        def export(target):
+        def load():
             model, tokenizer, info = build_default_model()
-            top = route_layers(info) if routing else None
-            return onnx_export.export_folder(model, tokenizer, target, model_id, top, choice.quantization)
+            return model, tokenizer, route_layers(info) if routing else None
 
-        key = onnx_export.cache_key(model_id, routing, choice.quantization)
-        backend, tokenizer = open_onnx_folder(
-            onnx_export.cached_folder(cache, key, export), choice, choice.quantization
-        )
+        backend, tokenizer = onnx_export_of(model_id, choice, load, routing)
         return Classifier(backend, tokenizer, model_id, source=source, **window)
     model, tokenizer, info = build_default_model()
     backend = TorchBackend(
