@@ -185,7 +185,7 @@ PERTURBATIONS: dict[str, Callable[[str, random.Random], str]] = {
 TRAINING_WEIGHTS: dict[str, int] = {
     "prepend sentence": 1,
     "append sentence": 1,
-    "typos": 3,
+    "typos": 4,
     "leetspeak": 1,
     "synonym swap": 1,
 }

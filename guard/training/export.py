@@ -34,6 +34,7 @@ TRAINING_KEYS = (
     "context_share",
     "perturb_share",
     "draws",
+    "kind_draws",
     "mined",
 )
 
@@ -68,7 +69,7 @@ def export_default(
                 "base_sha256": file_sha256(base_dir() / "model.safetensors"),
                 "trained_parameters": names,
                 "training": {
-                    **{k: meta[k] for k in TRAINING_KEYS},
+                    **{k: meta[k] for k in TRAINING_KEYS if k in meta},
                     # an average of runs (guard.training.soup): each run's seed and final loss
                     **(
                         {

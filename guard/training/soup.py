@@ -28,6 +28,7 @@ SAME = (
     "mined_draws",
     "corpora",
     "draws",
+    "kind_draws",
     "max_tokens",
     "context_share",
     "perturb_share",

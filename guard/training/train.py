@@ -53,6 +53,12 @@ DEFAULT_DRAWS = {
 }
 
 
+# Draw-rate multipliers by the kind a hand-written text is tagged with (on top of its corpus rate).
+# Support chat that uses instruction words innocently ("ignore my last message", "act as my tutor")
+# is outnumbered by the injection corpora's attacks that use the same words; drawn twice as often.
+DEFAULT_KIND_DRAWS: dict[str, float] = {"support": 2.0}
+
+
 @dataclass
 class TrainConfig:
     output: Path
@@ -71,8 +77,9 @@ class TrainConfig:
     limit: int | None = None  # examples per corpus (tiny runs in tests)
     corpora: tuple[str, ...] = TRAINING_CORPORA
     draws: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DRAWS))
+    kind_draws: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_KIND_DRAWS))
     context_share: float = 0.3
-    perturb_share: float = 0.4
+    perturb_share: float = 0.55
     bf16: bool = True  # bfloat16 autocast: about 2x faster on CPUs with avx512_bf16 / AMX
 
 
@@ -132,6 +139,14 @@ def length_batches(lengths: list[int], batch_tokens: int, rng: random.Random) ->
         batches.append(batch)
     rng.shuffle(batches)
     return batches
+
+
+def draw_rate(example: Example, cfg: TrainConfig) -> float:
+    """Expected draws of `example` per epoch: its corpus rate times its kind's multiplier."""
+    rate = cfg.draws.get(example.corpus, 1.0)
+    for kind in example.tags:
+        rate *= cfg.kind_draws.get(kind, 1.0)
+    return rate
 
 
 def draw_counts(rates: list[float], rng: random.Random) -> list[int]:
@@ -202,7 +217,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     model = new_model(base, cfg.trainable_layers)
     examples = load_examples("train", cfg.corpora, cfg.limit)
     labels = torch.from_numpy(label_matrix(examples))
-    rates = [cfg.draws.get(e.corpus, 1.0) for e in examples]
+    rates = [draw_rate(e, cfg) for e in examples]
     draws = Draws(examples, cfg)
     rng = random.Random(cfg.seed)
 

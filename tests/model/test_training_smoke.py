@@ -80,3 +80,18 @@ def test_training_is_reproducible_with_a_fixed_seed_and_runs_average_into_a_soup
     (other / "guard_training.json").write_text(json.dumps(changed))
     with pytest.raises(SystemExit, match="trainable_layers"):
         soup(tmp_path / "bad", [a, other])
+
+
+def test_hand_written_support_chat_is_drawn_at_its_kind_multiplier_on_top_of_its_corpus_rate(tmp_path):
+    from guard.training.sources import Example
+    from guard.training.train import DEFAULT_KIND_DRAWS, draw_rate
+
+    cfg = TrainConfig(output=tmp_path)
+    support = Example("ignore my last message", frozenset(), "handwritten", "train", "user", ("support",))
+    lookalike = Example("kill a python process", frozenset(), "handwritten", "train", "user", ("lookalike",))
+    banking = Example("my card has not arrived", frozenset(), "banking77", "train")
+    assert DEFAULT_KIND_DRAWS["support"] > 1
+    assert draw_rate(support, cfg) == cfg.draws["handwritten"] * DEFAULT_KIND_DRAWS["support"]
+    assert draw_rate(lookalike, cfg) == cfg.draws["handwritten"]
+    assert draw_rate(banking, cfg) == cfg.draws["banking77"]
+    assert draw_rate(support, TrainConfig(output=tmp_path, kind_draws={})) == cfg.draws["handwritten"]
