@@ -5,7 +5,8 @@ share them in the service's one forward pass); the top `trainable_layers` transf
 pooler and a 7-label multi-label head are trained on every training corpus (guard/training/sources).
 
 Each epoch draws examples with per-corpus rates (`draws`: expected draws of an example per epoch),
-so the large prompt-injection and support corpora do not drown the hand-written and red-team data.
+so the large prompt-injection and support corpora do not drown the hand-written and red-team data,
+times a multiplier for some kinds of hand-written text (`kind_draws`: support chat twice).
 A share of the draws is placed inside benign text of the same source (`context_share`: an unsafe
 sentence stays unsafe inside a benign paragraph) and a share is perturbed (`perturb_share`: typos,
 leetspeak, synonyms, a harmless sentence; typos most often). After `mine_after` epochs a hard-example round
