@@ -155,14 +155,20 @@ def _train(args: argparse.Namespace) -> int:
 
     from guard.training.train import TrainConfig, train
 
-    given = {k: getattr(args, k) for k in ("epochs", "trainable_layers", "mine_after", "seed", "limit")}
-    out = train(
-        TrainConfig(
-            output=Path(args.output),
-            bf16=not args.no_bf16,
-            **{k: v for k, v in given.items() if v is not None},
-        )
+    given = {
+        k: getattr(args, k)
+        for k in ("epochs", "trainable_layers", "mine_after", "seed", "limit", "consistency_share")
+    }
+    cfg = TrainConfig(
+        output=Path(args.output),
+        base=Path(args.base) if args.base else None,
+        bf16=not args.no_bf16,
+        **{k: v for k, v in given.items() if v is not None},
     )
+    if args.lr_scale is not None:
+        cfg.lr_layers *= args.lr_scale
+        cfg.lr_head *= args.lr_scale
+    out = train(cfg)
     print(f"model written to {out}; evaluate it with: guard eval {out}")
     return 0
 

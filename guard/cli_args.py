@@ -154,6 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--mine-after", type=int, help="epochs before the hard-example round; 0: none (default 3)"
     )
     train.add_argument("--seed", type=int, help="random seed (default 13)")
+    train.add_argument(
+        "--base",
+        metavar="DIR",
+        help="what to start from: 'default' (train the shipped default model further) or a model "
+        "folder (default: the packaged all-MiniLM-L6-v2 with a new head)",
+    )
+    train.add_argument(
+        "--consistency-share",
+        type=float,
+        help="share of draws also read perturbed, with both readings' scores pulled together (default 0)",
+    )
+    train.add_argument(
+        "--lr-scale",
+        type=float,
+        help="multiplies the learning rates (lower when training further; default 1)",
+    )
     train.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     train.add_argument("--limit", type=int, help="examples per corpus (a quick smoke run)")
 

@@ -35,6 +35,11 @@ TRAINING_KEYS = (
     "perturb_share",
     "draws",
     "kind_draws",
+    "consistency_share",
+    "consistency_weight",
+    "started_from",
+    "lr_layers",
+    "lr_head",
     "mined",
 )
 

@@ -32,6 +32,10 @@ SAME = (
     "max_tokens",
     "context_share",
     "perturb_share",
+    "consistency_share",
+    "consistency_weight",
+    "lr_layers",
+    "lr_head",
 )  # what must match for an average to mean anything
 
 

@@ -9,10 +9,14 @@ so the large prompt-injection and support corpora do not drown the hand-written 
 times a multiplier for some kinds of hand-written text (`kind_draws`: support chat twice).
 A share of the draws is placed inside benign text of the same source (`context_share`: an unsafe
 sentence stays unsafe inside a benign paragraph) and a share is perturbed (`perturb_share`: typos,
-leetspeak, synonyms, a harmless sentence; typos most often). After `mine_after` epochs a hard-example round
-scores every training text: benign texts the model flags and unsafe ones it misses are drawn
-`mined_draws` times as often from then on. Texts are folded as the service folds them. The seed is
-fixed; the result is a Hugging Face model folder the service loads like any other.
+leetspeak, synonyms, a harmless sentence; typos most often). A `consistency_share` of the draws is
+read twice, as written and perturbed: both readings are trained on, and their outputs are pulled
+together (symmetric KL, `consistency_weight`), so a typo does not move the scores. After
+`mine_after` epochs a hard-example round scores every training text: benign texts the model flags
+and unsafe ones it misses are drawn `mined_draws` times as often from then on. Texts are folded as
+the service folds them. The seed is fixed; the result is a Hugging Face model folder the service
+loads like any other. `base` "default" trains the shipped default model further (a release made
+from the one before it).
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ class TrainConfig:
     kind_draws: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_KIND_DRAWS))
     context_share: float = 0.3
     perturb_share: float = 0.55
+    consistency_share: float = 0.0  # draws also read perturbed, outputs pulled together (0: off)
+    consistency_weight: float = 1.0  # weight of that term (symmetric KL between the two readings)
     bf16: bool = True  # bfloat16 autocast: about 2x faster on CPUs with avx512_bf16 / AMX
 
 
@@ -119,12 +125,37 @@ def new_model(base: Path, trainable_layers: int) -> BertForSequenceClassificatio
         label2id={c: i for i, c in enumerate(CATEGORIES)},
         problem_type="multi_label_classification",
     )
+    return freeze_lower(model, trainable_layers)
+
+
+def freeze_lower(
+    model: BertForSequenceClassification, trainable_layers: int
+) -> BertForSequenceClassification:
+    """Only the top `trainable_layers` layers, the pooler and the head are trained."""
     for p in model.parameters():
         p.requires_grad = False
     for module in (*model.bert.encoder.layer[-trainable_layers:], model.bert.pooler, model.classifier):
         for p in module.parameters():
             p.requires_grad = True
     return model
+
+
+def starting_point(cfg: TrainConfig) -> tuple[BertForSequenceClassification, object, Path, dict | None]:
+    """The model to train, its tokenizer, the base folder, and what it was trained from: the
+    packaged encoder with a new head, a model folder, or "default" (the shipped default model,
+    to train further)."""
+    if cfg.base is not None and str(cfg.base) == "default":
+        from guard.defaults import manifest
+        from guard.defaults.model import base_dir, build_default_model, default_model_id
+
+        model, tokenizer, info = build_default_model()
+        if info["training"]["trainable_layers"] != cfg.trainable_layers:
+            raise SystemExit("--base default: keep the default model's trainable_layers")
+        started = {"model": default_model_id(), "training": manifest()["training"]}
+        return freeze_lower(model, cfg.trainable_layers), tokenizer, Path(base_dir()), started
+    base = cfg.base or base_encoder_dir()
+    tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
+    return new_model(base, cfg.trainable_layers), tokenizer, base, None
 
 
 def length_batches(lengths: list[int], batch_tokens: int, rng: random.Random) -> list[list[int]]:
@@ -167,8 +198,10 @@ class Draws:
             for source in SOURCE_NAMES
         }
 
-    def epoch(self, rates: list[float], rng: random.Random) -> tuple[list[str], list[int]]:
-        texts, rows = [], []
+    def epoch(self, rates: list[float], rng: random.Random) -> tuple[list[str], list[int], dict[int, str]]:
+        """The drawn texts, their example rows, and the twins: for a `consistency_share` of the
+        draws, the position of the unperturbed text -> a perturbed reading of it."""
+        texts, rows, twins = [], [], {}
         for i, n in enumerate(draw_counts(rates, rng)):
             example = self.examples[i]
             for _ in range(n):
@@ -176,11 +209,13 @@ class Draws:
                 context = self.context[example.source]
                 if context and rng.random() < self.cfg.context_share:
                     text = in_context(text, context, rng)
-                if rng.random() < self.cfg.perturb_share:
+                if rng.random() < self.cfg.consistency_share:
+                    twins[len(texts)] = perturb(text, rng)
+                elif rng.random() < self.cfg.perturb_share:
                     text = perturb(text, rng)
                 texts.append(text)
                 rows.append(i)
-        return texts, rows
+        return texts, rows, twins
 
 
 def hard_examples(model, tokenizer, examples: list[Example], cfg: TrainConfig) -> list[bool]:
@@ -200,6 +235,13 @@ def hard_examples(model, tokenizer, examples: list[Example], cfg: TrainConfig) -
     return list((flagged | missed).any(axis=1))
 
 
+def consistency(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Symmetric KL between the per-category Bernoulli outputs of two readings of the same texts,
+    (p - q) * (logit p - logit q), summed over the categories and averaged over the texts: zero
+    when both readings score alike."""
+    return ((torch.sigmoid(a) - torch.sigmoid(b)) * (a - b)).sum(dim=1).mean()
+
+
 def lr_factor(progress: float, warmup: float) -> float:
     """Linear warm-up over the first `warmup` of training, then linear decay to zero."""
     return progress / warmup if progress < warmup else (1.0 - progress) / (1.0 - warmup)
@@ -213,9 +255,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    base = cfg.base or base_encoder_dir()
-    tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
-    model = new_model(base, cfg.trainable_layers)
+    model, tokenizer, base, started_from = starting_point(cfg)
     examples = load_examples("train", cfg.corpora, cfg.limit)
     labels = torch.from_numpy(label_matrix(examples))
     rates = [draw_rate(e, cfg) for e in examples]
@@ -257,8 +297,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
                 f"({sum(h and not e.labels for h, e in zip(hard, examples))} benign flagged, "
                 f"{sum(h and bool(e.labels) for h, e in zip(hard, examples))} unsafe missed)"
             )
-        texts, rows = draws.epoch(rates, rng)
+        texts, rows, twins = draws.epoch(rates, rng)
         ids = tokenize(texts, tokenizer, cfg.max_tokens)
+        twin_texts = list(twins.values())
+        twin_ids = dict(zip(twins, tokenize(twin_texts, tokenizer, cfg.max_tokens))) if twins else {}
         batches = length_batches([len(x) for x in ids], cfg.batch_tokens, rng)
         row_labels = labels[rows]
         running = 0.0
@@ -268,10 +310,18 @@ def train(cfg: TrainConfig, log=print) -> Path:
             factor = lr_factor((epoch + b / len(batches)) / cfg.epochs, cfg.warmup_share)
             for group, peak in zip(optimizer.param_groups, (cfg.lr_layers, cfg.lr_head)):
                 group["lr"] = peak * factor
-            inputs = pad_windows([ids[i] for i in batch], tokenizer.pad_token_id)
+            paired = [k for k, i in enumerate(batch) if i in twin_ids]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                logits = model(**inputs).logits
-            loss = loss_fn(logits.float(), row_labels[batch])
+                logits = model(**pad_windows([ids[i] for i in batch], tokenizer.pad_token_id)).logits.float()
+                if paired:
+                    twin_inputs = pad_windows([twin_ids[batch[k]] for k in paired], tokenizer.pad_token_id)
+                    twin_logits = model(**twin_inputs).logits.float()
+            targets = row_labels[batch]
+            if paired:
+                loss = loss_fn(torch.cat([logits, twin_logits]), torch.cat([targets, targets[paired]]))
+                loss = loss + cfg.consistency_weight * consistency(logits[paired], twin_logits)
+            else:
+                loss = loss_fn(logits, targets)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
@@ -285,7 +335,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
     tokenizer.save_pretrained(cfg.output)
     meta = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     meta.update(
-        base=str(base),
+        base=str(cfg.base) if cfg.base is not None and str(cfg.base) == "default" else str(base),
+        started_from=started_from,
         examples=len(examples),
         corpus_examples=dict(corpus_counts),
         mined=mined,

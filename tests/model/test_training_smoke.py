@@ -95,3 +95,74 @@ def test_hand_written_support_chat_is_drawn_at_its_kind_multiplier_on_top_of_its
     assert draw_rate(lookalike, cfg) == cfg.draws["handwritten"]
     assert draw_rate(banking, cfg) == cfg.draws["banking77"]
     assert draw_rate(support, TrainConfig(output=tmp_path, kind_draws={})) == cfg.draws["handwritten"]
+
+
+def test_consistency_term_is_zero_for_alike_readings_and_grows_with_their_distance():
+    import torch
+
+    from guard.training.train import consistency
+
+    a = torch.tensor([[2.0, -1.0, 0.0], [0.5, 0.5, -3.0]])
+    assert consistency(a, a).item() == 0.0
+    near, far = a + 0.1, a + torch.tensor([[-4.0, 3.0, 2.0], [1.0, -2.0, 4.0]])
+    assert 0.0 < consistency(a, near).item() < consistency(a, far).item()
+    assert torch.isclose(consistency(a, far), consistency(far, a))
+
+
+def test_a_consistency_share_of_the_draws_is_read_twice_as_written_and_perturbed(tmp_path):
+    import random
+
+    from guard.training.sources import Example
+    from guard.training.train import Draws
+
+    examples = [
+        Example(
+            f"please move my delivery number {i} to the office address on friday", frozenset(), "x", "train"
+        )
+        for i in range(200)
+    ]
+    plain = TrainConfig(output=tmp_path, context_share=0.0, perturb_share=0.0)
+    texts, rows, twins = Draws(examples, plain).epoch([1.0] * 200, random.Random(0))
+    assert texts == [e.text for e in examples] and rows == list(range(200)) and twins == {}
+
+    paired = TrainConfig(output=tmp_path, context_share=0.0, perturb_share=0.0, consistency_share=1.0)
+    texts, rows, twins = Draws(examples, paired).epoch([1.0] * 200, random.Random(0))
+    assert texts == [e.text for e in examples]  # the first reading is the text as written
+    assert set(twins) == set(range(200))
+    assert sum(twins[i] != texts[i] for i in twins) > 150  # the twin is a perturbed reading
+
+
+def test_training_further_from_the_default_model_keeps_its_shared_layers_and_records_where_it_started(
+    tmp_path,
+):
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from guard.defaults import manifest
+    from guard.defaults.model import build_default_model, default_model_id
+
+    cfg = TrainConfig(
+        output=tmp_path / "further",
+        base=Path("default"),
+        limit=4,
+        epochs=1,
+        mine_after=0,
+        consistency_share=0.5,
+        lr_layers=1e-4,
+        lr_head=1e-3,
+    )
+    out = train(cfg, log=lambda *_: None)
+    meta = json.loads((out / "guard_training.json").read_text())
+    assert meta["base"] == "default" and meta["started_from"]["model"] == default_model_id()
+    assert meta["started_from"]["training"] == manifest()["training"]
+    start = build_default_model()[0].state_dict()
+    after = AutoModelForSequenceClassification.from_pretrained(out, local_files_only=True).state_dict()
+    assert torch.equal(
+        after["bert.encoder.layer.0.attention.self.query.weight"],
+        start["bert.encoder.layer.0.attention.self.query.weight"],
+    )  # shared with routing
+    assert not torch.equal(after["classifier.weight"], start["classifier.weight"])
+    with pytest.raises(SystemExit, match="trainable_layers"):
+        train(TrainConfig(output=tmp_path / "bad", base=Path("default"), limit=2, trainable_layers=2))
