@@ -248,6 +248,8 @@ def lr_factor(progress: float, warmup: float) -> float:
 
 
 def tokenize(texts: list[str], tokenizer, max_tokens: int) -> list[list[int]]:
+    if not texts:  # the tokenizer fails on an empty batch (an epoch with no consistency twins)
+        return []
     return tokenizer([fold(t) for t in texts], truncation=True, max_length=max_tokens)["input_ids"]
 
 
@@ -299,8 +301,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
             )
         texts, rows, twins = draws.epoch(rates, rng)
         ids = tokenize(texts, tokenizer, cfg.max_tokens)
-        twin_texts = list(twins.values())
-        twin_ids = dict(zip(twins, tokenize(twin_texts, tokenizer, cfg.max_tokens))) if twins else {}
+        twin_ids = dict(zip(twins, tokenize(list(twins.values()), tokenizer, cfg.max_tokens)))
         batches = length_batches([len(x) for x in ids], cfg.batch_tokens, rng)
         row_labels = labels[rows]
         running = 0.0
