@@ -141,18 +141,18 @@ def freeze_lower(
 
 
 def starting_point(cfg: TrainConfig) -> tuple[BertForSequenceClassification, object, Path, dict | None]:
-    """The model to train, its tokenizer, the base folder, and what it was trained from: the
-    packaged encoder with a new head, a model folder, or "default" (the shipped default model,
-    to train further)."""
+    """The model to train, its tokenizer, the base as recorded (a folder, or "default"), and what it
+    was trained from: the packaged encoder with a new head, a model folder, or "default" (the
+    shipped default model, to train further)."""
     if cfg.base is not None and str(cfg.base) == "default":
         from guard.defaults import manifest
-        from guard.defaults.model import base_dir, build_default_model, default_model_id
+        from guard.defaults.model import build_default_model, default_model_id
 
         model, tokenizer, info = build_default_model()
         if info["training"]["trainable_layers"] != cfg.trainable_layers:
             raise SystemExit("--base default: keep the default model's trainable_layers")
         started = {"model": default_model_id(), "training": manifest()["training"]}
-        return freeze_lower(model, cfg.trainable_layers), tokenizer, Path(base_dir()), started
+        return freeze_lower(model, cfg.trainable_layers), tokenizer, cfg.base, started
     base = cfg.base or base_encoder_dir()
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
     return new_model(base, cfg.trainable_layers), tokenizer, base, None
@@ -336,7 +336,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     tokenizer.save_pretrained(cfg.output)
     meta = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     meta.update(
-        base=str(cfg.base) if cfg.base is not None and str(cfg.base) == "default" else str(base),
+        base=str(base),
         started_from=started_from,
         examples=len(examples),
         corpus_examples=dict(corpus_counts),
